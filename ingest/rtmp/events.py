@@ -1,0 +1,150 @@
+"""Typed events the RTMP core emits, as frozen dataclasses named in the past tense.
+
+The server role emits the ``*Requested`` events and waits for the caller to answer with
+``accept_*``/``reject_*``; the client role emits the ``*Accepted``/``*Started`` ones.
+``ConnectionTerminated`` is always the last event of a connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Event:
+    """Base class of every event."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted(Event):
+    """C2/S2 arrived; chunk-stream messages follow."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRequested(Event):
+    """The client sent ``connect``. Answer with ``accept_connect`` or ``reject_connect``."""
+
+    app: str
+    tc_url: str | None
+    flash_ver: str | None
+    object_encoding: float
+    #: Every property of the command object, AMF-decoded (including the ones above).
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCreated(Event):
+    """``createStream`` was answered with a new message stream id."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequested(Event):
+    """The client sent ``publish``. Answer with ``accept_publish`` or ``reject_publish``.
+
+    ``key`` is the publish name with any ``?query`` removed; ``query`` is what followed
+    the ``?`` (empty when there was none). Never log ``key``.
+    """
+
+    stream_id: int
+    app: str
+    key: str
+    query: str
+    publish_type: str
+
+    def __repr__(self) -> str:  # keeps the stream key out of logs and tracebacks
+        return (
+            f"PublishRequested(stream_id={self.stream_id}, app={self.app!r}, "
+            f"key=<redacted>, query=<{len(self.query)} chars>, "
+            f"publish_type={self.publish_type!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MediaReceived(Event):
+    """One audio (type 8) or video (type 9) message of the publishing stream.
+
+    ``timestamp`` is the message timestamp as carried on the wire (32-bit milliseconds,
+    already extended across the 24-bit field); unwrapping past 2**32 is the FLV layer's job.
+    """
+
+    stream_id: int
+    message_type: int
+    timestamp: int
+    payload: bytes
+
+    @property
+    def is_video(self) -> bool:
+        return self.message_type == 9
+
+    @property
+    def is_audio(self) -> bool:
+        return self.message_type == 8
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataReceived(Event):
+    """``@setDataFrame``/``onMetaData`` (AMF0 data message) from the publisher."""
+
+    stream_id: int
+    timestamp: int
+    name: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Unpublished(Event):
+    """The publisher said it stopped (``FCUnpublish``, ``deleteStream`` or ``closeStream``)."""
+
+    stream_id: int
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTerminated(Event):
+    """The connection is over. ``error`` is true when the peer broke the protocol, a limit
+    was hit or a deadline passed; false for a clean end (EOF, local close, rejection)."""
+
+    reason: str
+    error: bool = False
+
+
+# --- client role -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectAccepted(Event):
+    """The server answered ``connect`` with ``_result``."""
+
+    properties: dict[str, Any]
+    information: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishStarted(Event):
+    """The server sent ``NetStream.Publish.Start``: media may be sent."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReceived(Event):
+    """An ``onStatus`` or ``_error`` the client role did not consume itself (rejections)."""
+
+    level: str
+    code: str
+    description: str
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by ``next_event()`` when more bytes are needed before another event.
+NEED_DATA = _NeedData()
