@@ -19,7 +19,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class HandshakeCompleted(Event):
-    """C2/S2 arrived; chunk-stream messages follow."""
+    """C2/S2 arrived; chunk-stream messages follow.
+
+    ``digest`` is true when the client's C1 carried a Flash-style HMAC digest (FFmpeg's
+    does); it is accepted and echoed like a plain one.
+    """
+
+    digest: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +111,32 @@ class Unpublished(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionTerminated(Event):
-    """The connection is over. ``error`` is true when the peer broke the protocol, a limit
-    was hit or a deadline passed; false for a clean end (EOF, local close, rejection)."""
+    """The connection is over; the caller should send what is left and close the socket.
 
+    ``cause`` is one of :data:`TERMINATION_CAUSES`; ``reason`` says what happened, in words
+    fit for a log line.
+    """
+
+    cause: str
     reason: str
-    error: bool = False
+
+    @property
+    def error(self) -> bool:
+        """True when the peer broke the protocol, hit a limit or missed a deadline."""
+        return self.cause in ("protocol_error", "handshake_timeout", "idle_timeout")
+
+
+#: Why a connection ended: the peer closed it (EOF or reset); the handshake deadline or the
+#: idle read timeout passed; the peer broke the protocol or a limit; a connect or publish was
+#: rejected; the local side closed it.
+TERMINATION_CAUSES = (
+    "closed_by_peer",
+    "handshake_timeout",
+    "idle_timeout",
+    "protocol_error",
+    "rejected",
+    "closed_locally",
+)
 
 
 # --- client role -------------------------------------------------------------------------

@@ -13,6 +13,9 @@ class Limits:
     max_message_size: int = 16 * 1024 * 1024
     #: Bytes of all half-assembled messages together.
     max_partial_bytes: int = 32 * 1024 * 1024
+    #: Smallest Set Chunk Size accepted: tiny chunks only multiply per-byte work, and no
+    #: encoder goes below the protocol's default of 128.
+    min_chunk_size: int = 64
     #: Chunk stream ids that may be in use at once.
     max_chunk_streams: int = 64
     #: Nesting depth of AMF0 objects/arrays.

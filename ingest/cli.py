@@ -1,0 +1,65 @@
+"""The ``rtmp-ingest`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from ingest import __version__
+from ingest.config import Config, ConfigError, load_config
+from ingest.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtmp-ingest", description="Self-hosted RTMP ingest server."
+    )
+    parser.add_argument("--version", action="version", version=f"rtmp-ingest {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in (
+        ("serve", "run the server (the default command)"),
+        ("check-config", "validate the configuration and report every error"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument(
+            "--config",
+            metavar="PATH",
+            default=os.environ.get("RTMP_INGEST_CONFIG"),
+            help="TOML config file (default: $RTMP_INGEST_CONFIG, else built-in defaults)",
+        )
+    return parser
+
+
+def _load(path: str | None) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"rtmp-ingest: invalid configuration:\n{exc}", file=sys.stderr)
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    config = _load(getattr(args, "config", None) or os.environ.get("RTMP_INGEST_CONFIG"))
+    if config is None:
+        return 2
+    if command == "check-config":
+        print("configuration is valid")
+        return 0
+    from ingest.app import serve
+
+    configure_logging(config.log.level, config.log.format)
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        print(f"rtmp-ingest: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

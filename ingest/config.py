@@ -1,0 +1,391 @@
+"""Server configuration: a TOML file, environment overrides, validation.
+
+Every key has a default, so an absent or empty file is a valid configuration. Values come
+from the file first, then from ``RTMP_INGEST_<SECTION>_<KEY>`` environment variables (which
+win), and are validated together: :class:`ConfigError` lists every problem at once.
+
+The sections and keys are read from the dataclasses below, so adding a key is one line:
+declare the field with :func:`_key`, its default and its checks.
+"""
+
+import dataclasses
+import ipaddress
+import math
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ingest.rtmp.limits import Limits
+
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "ConfigError",
+    "LogConfig",
+    "RtmpConfig",
+    "load_config",
+    "parse_listen",
+]
+
+#: Prefix of the environment variables that override config keys.
+ENV_PREFIX = "RTMP_INGEST_"
+#: Variables under the prefix that are not config keys (read elsewhere, e.g. by the CLI).
+_RESERVED_ENV = frozenset({"RTMP_INGEST_CONFIG"})
+
+_KiB = 1024
+_MiB = 1024 * _KiB
+
+_Check = Callable[[Any], str | None]
+_T = TypeVar("_T")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; :attr:`errors` names every problem found."""
+
+    def __init__(self, errors: str | Iterable[str]) -> None:
+        self.errors: list[str] = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__(*self.errors)
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` into its parts.
+
+    ``":1935"`` means all IPv4 interfaces (``"0.0.0.0"``); IPv6 hosts go in brackets
+    (``"[::]:1935"``, returned as ``"::"``); port 0 asks the OS for a free port.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"listen address must be a string, got {type(value).__name__}")
+    where = f"invalid listen address {value!r}"
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"{where}: expected [IPV6]:PORT, e.g. [::]:1935")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{where}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep:
+            raise ValueError(f"{where}: expected HOST:PORT, e.g. 0.0.0.0:1935")
+        if ":" in host:
+            raise ValueError(f"{where}: put IPv6 addresses in brackets, e.g. [::]:1935")
+        if not host:
+            host = "0.0.0.0"
+        elif not _HOSTNAME.fullmatch(host):
+            raise ValueError(f"{where}: {host!r} is not a valid host name or address")
+    if not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError(f"{where}: port must be a number from 0 to 65535")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"{where}: port must be a number from 0 to 65535")
+    return host, port
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def _key(default: _T, *checks: _Check) -> _T:
+    """A config key: its default and the checks its value must pass."""
+    return field(default=default, metadata={"checks": checks})
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value!r}"
+
+
+def _between(low: int, high: int) -> _Check:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be {low}..{high}, got {value!r}"
+
+    return check
+
+
+def _one_of(*choices: str) -> _Check:
+    def check(value: Any) -> str | None:
+        if value in choices:
+            return None
+        return f"must be one of {', '.join(choices)}; got {value!r}"
+
+    return check
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if value else "must not be empty"
+
+
+def _listen(value: Any) -> str | None:
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+# --- the configuration --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RtmpConfig:
+    """The RTMP listener and the per-connection limits."""
+
+    #: HOST:PORT to accept publishers on ("[::]:1935" for IPv6, port 0 = any free port).
+    listen: str = _key("0.0.0.0:1935", _listen)
+    #: Application name publishers use (rtmp://HOST/live/KEY).
+    app: str = _key("live", _non_empty)
+    #: Size of the chunks we send, bytes.
+    chunk_size: int = _key(4096, _between(128, 65536))
+    #: Window Acknowledgement Size and Set Peer Bandwidth we announce, bytes.
+    window_ack_size: int = _key(2_500_000, _between(1, 0xFFFFFFFF))
+    #: Seconds for the whole handshake.
+    handshake_timeout: float = _key(10.0, _positive)
+    #: Seconds without a byte from a peer before it is dropped (half-open publishers).
+    idle_timeout: float = _key(30.0, _positive)
+    #: Connections open at once; more are refused.
+    max_connections: int = _key(4096, _positive)
+    #: Largest message once publishing, bytes.
+    max_message_size: int = _key(16 * _MiB, _positive)
+    #: Largest message before publishing (commands only), bytes.
+    max_message_size_before_publish: int = _key(64 * _KiB, _positive)
+    #: Bytes of half-assembled messages per connection.
+    max_partial_bytes: int = _key(32 * _MiB, _positive)
+    #: Chunk stream ids in use at once per connection.
+    max_chunk_streams: int = _key(64, _positive)
+    #: Deepest nesting of AMF0 objects and arrays.
+    max_amf_depth: int = _key(16, _positive)
+    #: Outgoing bytes queued per connection before we stop reading from it.
+    write_buffer_limit: int = _key(1 * _MiB, _positive)
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    def limits(self) -> Limits:
+        """The protocol core's per-connection limits."""
+        return Limits(
+            max_message_size_before_publish=self.max_message_size_before_publish,
+            max_message_size=self.max_message_size,
+            max_partial_bytes=self.max_partial_bytes,
+            max_chunk_streams=self.max_chunk_streams,
+            max_amf_depth=self.max_amf_depth,
+            max_unparsed_bytes=self.max_message_size + 64 * _KiB,
+            handshake_timeout=self.handshake_timeout,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Log output (see :mod:`ingest.logs`)."""
+
+    #: Least severe level written.
+    level: str = _key("info", _one_of("debug", "info", "warning", "error"))
+    #: "text" (key=value pairs) or "json" (one object per line).
+    format: str = _key("text", _one_of("text", "json"))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration; one attribute per TOML section."""
+
+    rtmp: RtmpConfig = field(default_factory=RtmpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+#: Keys of one section that must not exceed another: (section, lower key, higher key).
+#: Checked only when both keys passed their own checks.
+_ORDERED = (
+    ("rtmp", "max_message_size_before_publish", "max_message_size"),
+    ("rtmp", "max_message_size", "max_partial_bytes"),
+)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _KeySpec:
+    section: str
+    name: str
+    type: type
+    default: Any
+    checks: tuple[_Check, ...]
+
+    @property
+    def env_var(self) -> str:
+        return f"{ENV_PREFIX}{self.section}_{self.name}".upper()
+
+
+def _build_specs() -> dict[str, tuple[type, dict[str, _KeySpec]]]:
+    specs: dict[str, tuple[type, dict[str, _KeySpec]]] = {}
+    config_types = typing.get_type_hints(Config)
+    for section in dataclasses.fields(Config):
+        cls = config_types[section.name]
+        types = typing.get_type_hints(cls)
+        keys = {
+            f.name: _KeySpec(
+                section.name, f.name, types[f.name], f.default, f.metadata.get("checks", ())
+            )
+            for f in dataclasses.fields(cls)
+        }
+        specs[section.name] = (cls, keys)
+    return specs
+
+
+_SPECS = _build_specs()
+_ENV_KEYS = {spec.env_var: spec for _, keys in _SPECS.values() for spec in keys.values()}
+
+_TOML_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "float"),
+    (str, "string"),
+    (dict, "table"),
+    (list, "array"),
+)
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def _toml_type(value: object) -> str:
+    for kind, name in _TOML_NAMES:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _from_toml(value: object, kind: type) -> tuple[Any, str | None]:
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[kind]
+    if not ok:
+        return None, f"expected {_TYPE_NAMES[kind]}, got {_toml_type(value)} {value!r}"
+    if kind is float:
+        try:
+            finite = math.isfinite(typing.cast(float, value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            return None, f"must be a finite number, got {value!r}"
+    return value, None
+
+
+def _from_env(text: str, kind: type) -> tuple[Any, str | None]:
+    if kind is str:
+        return text, None
+    if kind is bool:
+        word = text.strip().lower()
+        if word in ("1", "true", "yes", "on"):
+            return True, None
+        if word in ("0", "false", "no", "off"):
+            return False, None
+        return None, f"expected a boolean (true/false), got {text!r}"
+    wrong = f"expected {_TYPE_NAMES[kind]}, got {text!r}"
+    value: int | float
+    try:
+        value = int(text)  # even for a float key, so that messages echo the value as written
+    except ValueError:
+        if kind is int:
+            return None, wrong
+        try:
+            value = float(text)
+        except ValueError:
+            return None, wrong
+    if not math.isfinite(value):
+        return None, f"must be a finite number, got {text!r}"
+    return value, None
+
+
+def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {name}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: invalid TOML: not UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read *path* (if given), apply environment overrides, validate, and return the config.
+
+    Raises :class:`ConfigError` listing every problem: unknown sections, keys or
+    ``RTMP_INGEST_*`` variables, wrong types and out-of-range values.
+    """
+    env = os.environ if environ is None else environ
+    raw = {} if path is None else _read_toml(path)
+    errors: list[str] = []
+    # section -> key -> (value, where it came from, whether it is environment text)
+    given: dict[str, dict[str, tuple[Any, str, bool]]] = {name: {} for name in _SPECS}
+
+    for name, table in raw.items():
+        if name not in _SPECS:
+            kind = "section" if isinstance(table, dict) else "top-level key"
+            errors.append(f"{name}: unknown {kind}")
+        elif not isinstance(table, dict):
+            errors.append(f"{name}: expected a table [{name}], got {_toml_type(table)}")
+        else:
+            for key, value in table.items():
+                if key in _SPECS[name][1]:
+                    given[name][key] = (value, f"{name}.{key}", False)
+                else:
+                    errors.append(f"{name}.{key}: unknown key")
+
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var in _RESERVED_ENV:
+            continue
+        spec = _ENV_KEYS.get(var)
+        if spec is None:
+            errors.append(f"{var}: unknown environment variable (matches no config key)")
+        else:
+            given[spec.section][spec.name] = (env[var], f"{var} ({spec.section}.{spec.name})", True)
+
+    sections: dict[str, Any] = {}
+    for name, (cls, keys) in _SPECS.items():
+        values = {key: spec.default for key, spec in keys.items()}
+        failed: set[str] = set()
+        for key, (value, where, from_env) in given[name].items():
+            spec = keys[key]
+            value, problem = (
+                _from_env(value, spec.type) if from_env else _from_toml(value, spec.type)
+            )
+            problems = [problem] if problem else [p for c in spec.checks if (p := c(value))]
+            if problems:
+                errors.extend(f"{where}: {p}" for p in problems)
+                failed.add(key)
+            else:
+                values[key] = float(value) if spec.type is float else value
+        for section, low, high in _ORDERED:
+            if section == name and not failed & {low, high} and values[low] > values[high]:
+                errors.append(
+                    f"{name}.{low}: must be <= {name}.{high} ({values[high]}), got {values[low]}"
+                )
+        if not errors:
+            sections[name] = cls(**values)
+
+    if errors:
+        raise ConfigError(errors)
+    return Config(**sections)

@@ -1,0 +1,109 @@
+"""The small interfaces the listener asks of the rest of the server.
+
+The listener decides nothing about keys or sessions itself: it asks a
+:class:`PublishAuthorizer` whether a publish may start, and hands an accepted publish's
+media to the :class:`StreamSink` that a :class:`PublishHandler` gives it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from ingest.logs import log_event
+from ingest.rtmp.events import MediaReceived, MetadataReceived
+
+logger = logging.getLogger("ingest.publish")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishAttempt:
+    """A publish request with where it came from. ``key`` must never be logged."""
+
+    connection_id: int
+    remote_addr: str
+    app: str
+    key: str
+    query: str
+    encoder: str | None
+
+    def __repr__(self) -> str:
+        return (
+            f"PublishAttempt(connection_id={self.connection_id}, "
+            f"remote_addr={self.remote_addr!r}, app={self.app!r}, key=<redacted>)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An authorizer's answer; ``code`` is the status sent to a refused publisher."""
+
+    allowed: bool
+    code: str = "NetStream.Publish.BadName"
+    reason: str = ""
+
+
+class PublishAuthorizer(Protocol):
+    async def authorize(self, attempt: PublishAttempt) -> Decision: ...
+
+
+class StreamSink(Protocol):
+    """Receives one accepted publish's media, then exactly one :meth:`ended` call."""
+
+    def media(self, event: MediaReceived) -> None: ...
+
+    def metadata(self, event: MetadataReceived) -> None: ...
+
+    def ended(self, cause: str, reason: str, bytes_received: int) -> None: ...
+
+
+class PublishHandler(Protocol):
+    def started(self, attempt: PublishAttempt) -> StreamSink: ...
+
+
+class AllowAll:
+    """Accepts every publish (until stream keys are checked against the store)."""
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        return Decision(True)
+
+
+class _LoggingSink:
+    def __init__(self, attempt: PublishAttempt) -> None:
+        self.attempt = attempt
+        self.video = 0
+        self.audio = 0
+        self.payload_bytes = 0
+
+    def media(self, event: MediaReceived) -> None:
+        if event.message_type == 9:
+            self.video += 1
+        else:
+            self.audio += 1
+        self.payload_bytes += len(event.payload)
+
+    def metadata(self, event: MetadataReceived) -> None:
+        pass
+
+    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
+        log_event(
+            logger,
+            logging.INFO,
+            "publish_ended",
+            conn=self.attempt.connection_id,
+            remote=self.attempt.remote_addr,
+            cause=cause,
+            reason=reason,
+            video_messages=self.video,
+            audio_messages=self.audio,
+            payload_bytes=self.payload_bytes,
+            bytes_received=bytes_received,
+        )
+
+
+class LoggingHandler:
+    """Logs each publish's end with its message and byte counts."""
+
+    def started(self, attempt: PublishAttempt) -> StreamSink:
+        return _LoggingSink(attempt)

@@ -1,0 +1,344 @@
+"""The asyncio RTMP listener: a thin adapter around the sans-IO core.
+
+Each TCP connection gets one :class:`~ingest.rtmp.server.ServerConnection`. The adapter
+feeds it bytes, drains its events, writes what it has to send, and keeps one timer armed
+at ``get_timer()`` (re-armed lazily when it fires, so reads cost no timer work). Reading
+pauses while a publish is being authorized and while the peer does not read what we
+write. Any failure is contained to its own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+from ingest.config import RtmpConfig
+from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
+from ingest.logs import log_event
+from ingest.rtmp import events as ev
+from ingest.rtmp.events import NEED_DATA
+from ingest.rtmp.server import REJECT_CODES, ServerConnection
+
+logger = logging.getLogger("ingest.listener")
+_ids = itertools.count(1)
+
+
+class RtmpProtocol(asyncio.Protocol):
+    """One publisher's TCP connection."""
+
+    def __init__(self, server: RtmpServer) -> None:
+        self.server = server
+        self.id = next(_ids)
+        self.remote_addr = "-"
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.conn: ServerConnection | None = None
+        self.sink: StreamSink | None = None
+        self.encoder: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._auth_task: asyncio.Task[None] | None = None
+        self._reading_paused = False
+        self._write_blocked = False
+        self._done = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.remote_addr = f"{peer[0]}:{peer[1]}"
+        server = self.server
+        if len(server.connections) >= server.config.max_connections:
+            log_event(
+                logger,
+                logging.WARNING,
+                "connection_refused",
+                remote=self.remote_addr,
+                reason="max_connections reached",
+            )
+            transport.abort()
+            self._done = True
+            return
+        server.connections.add(self)
+        cfg = server.config
+        self.conn = ServerConnection(
+            limits=server.limits,
+            clock=self.loop.time,
+            chunk_size=cfg.chunk_size,
+            idle_timeout=cfg.idle_timeout,
+            window_ack_size=cfg.window_ack_size,
+        )
+        transport.set_write_buffer_limits(high=cfg.write_buffer_limit)
+        log_event(logger, logging.DEBUG, "connection_opened", conn=self.id, remote=self.remote_addr)
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.conn.receive_data(data)
+            self._process()
+
+    def eof_received(self) -> bool:
+        if self.conn is not None:
+            self.conn.receive_data(b"")
+            self._process()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            conn.receive_data(b"")
+            self._process()
+            if not conn.closed:
+                conn.close("connection lost")
+                self._process()
+        self._finish()
+
+    def pause_writing(self) -> None:
+        self._write_blocked = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_blocked = False
+        self._update_reading()
+
+    # -- the adapter loop ---------------------------------------------------------------
+
+    def _process(self) -> None:
+        conn = self.conn
+        if conn is None or self._done:
+            return
+        try:
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                self._handle(event)
+            self._flush()
+        except Exception as exc:
+            log_event(
+                logger,
+                logging.ERROR,
+                "connection_failed",
+                conn=self.id,
+                remote=self.remote_addr,
+                exc_info=exc,
+            )
+            self._end_sink("protocol_error", f"internal error: {type(exc).__name__}")
+            self._abort()
+            return
+        self._update_reading()
+
+    def _handle(self, event: object) -> None:
+        conn = self.conn
+        assert conn is not None
+        if isinstance(event, ev.MediaReceived):
+            if self.sink is not None:
+                self.sink.media(event)
+        elif isinstance(event, ev.MetadataReceived):
+            if self.sink is not None:
+                self.sink.metadata(event)
+            if self.encoder is None:
+                encoder = event.values.get("encoder")
+                self.encoder = encoder if isinstance(encoder, str) else None
+        elif isinstance(event, ev.ConnectRequested):
+            self.encoder = event.flash_ver
+            if event.app == self.server.config.app:
+                conn.accept_connect()
+            else:
+                log_event(
+                    logger,
+                    logging.INFO,
+                    "connect_rejected",
+                    conn=self.id,
+                    remote=self.remote_addr,
+                    app=event.app,
+                    reason="unknown application",
+                )
+                conn.reject_connect(f"Unknown application {event.app!r}.")
+        elif isinstance(event, ev.PublishRequested):
+            attempt = PublishAttempt(
+                self.id, self.remote_addr, event.app, event.key, event.query, self.encoder
+            )
+            self._auth_task = asyncio.ensure_future(self._authorize(attempt))
+        elif isinstance(event, ev.Unpublished):
+            self._end_sink("unpublished", f"publisher sent {event.command}")
+        elif isinstance(event, ev.ConnectionTerminated):
+            self._on_terminated(event)
+
+    async def _authorize(self, attempt: PublishAttempt) -> None:
+        try:
+            decision = await self.server.authorizer.authorize(attempt)
+        except Exception as exc:
+            log_event(logger, logging.ERROR, "authorizer_failed", conn=self.id, exc_info=exc)
+            decision = Decision(False, "NetStream.Publish.Denied", "authorization failed")
+        self._auth_task = None
+        conn = self.conn
+        if conn is None or conn.closed or self._done:
+            return
+        if decision.allowed:
+            conn.accept_publish()
+            self.sink = self.server.handler.started(attempt)
+            log_event(
+                logger,
+                logging.INFO,
+                "publish_started",
+                conn=self.id,
+                remote=self.remote_addr,
+                app=attempt.app,
+                encoder=attempt.encoder,
+            )
+        else:
+            code = decision.code if decision.code in REJECT_CODES else REJECT_CODES[0]
+            log_event(
+                logger,
+                logging.INFO,
+                "publish_rejected",
+                conn=self.id,
+                remote=self.remote_addr,
+                app=attempt.app,
+                reason=decision.reason,
+            )
+            conn.reject_publish(code, decision.reason or "Publish rejected.")
+        self._process()
+
+    def _on_terminated(self, event: ev.ConnectionTerminated) -> None:
+        level = logging.INFO if event.error else logging.DEBUG
+        log_event(
+            logger,
+            level,
+            "connection_closed",
+            conn=self.id,
+            remote=self.remote_addr,
+            cause=event.cause,
+            reason=event.reason,
+        )
+        self._end_sink(event.cause, event.reason)
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _end_sink(self, cause: str, reason: str) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None and self.conn is not None:
+            sink.ended(cause, reason, self.conn.bytes_received)
+
+    def _flush(self) -> None:
+        conn = self.conn
+        if conn is not None and self.transport is not None:
+            data = conn.data_to_send()
+            if data and not self.transport.is_closing():
+                self.transport.write(data)
+
+    def _update_reading(self) -> None:
+        conn = self.conn
+        transport = self.transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        pause = self._write_blocked or self._auth_task is not None
+        if pause and not self._reading_paused:
+            transport.pause_reading()
+            self._reading_paused = True
+        elif not pause and self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+
+    # -- timers and teardown ------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        conn = self.conn
+        when = conn.get_timer() if conn is not None and not self._done else None
+        self._timer = self.loop.call_at(when, self._on_timer) if when is not None else None
+
+    def _on_timer(self) -> None:
+        conn = self.conn
+        if conn is None or self._done:
+            return
+        conn.handle_timer(self.loop.time())
+        self._process()
+        self._arm_timer()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._end_sink("closed_by_peer", "connection lost")
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._auth_task is not None and not self._auth_task.done():
+            self._auth_task.cancel()
+        self.server.connections.discard(self)
+        self.server.notify_closed()
+
+    def close(self, reason: str) -> None:
+        """End this connection from the server side (shutdown, kick)."""
+        if self.conn is not None and not self.conn.closed and not self._done:
+            self.conn.close(reason)
+            self._process()
+
+
+class RtmpServer:
+    """Accepts publishers on one TCP address and runs a :class:`RtmpProtocol` for each."""
+
+    def __init__(
+        self, config: RtmpConfig, authorizer: PublishAuthorizer, handler: PublishHandler
+    ) -> None:
+        self.config = config
+        self.limits = config.limits()
+        self.authorizer = authorizer
+        self.handler = handler
+        self.connections: set[RtmpProtocol] = set()
+        self._server: asyncio.Server | None = None
+        self._idle = asyncio.Event()
+
+    async def start(self, **kwargs: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: RtmpProtocol(self),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=1024,
+            **kwargs,
+        )
+        log_event(logger, logging.INFO, "rtmp_listening", addresses=" ".join(self.addresses))
+
+    @property
+    def addresses(self) -> list[str]:
+        if self._server is None:
+            return []
+        return [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def notify_closed(self) -> None:
+        if not self.connections:
+            self._idle.set()
+
+    async def close(self, reason: str = "server shutting down") -> None:
+        """Stop accepting, end every connection, and wait for them to go."""
+        if self._server is not None:
+            self._server.close()
+        for proto in list(self.connections):
+            proto.close(reason)
+        if self.connections:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=5)
+            except TimeoutError:
+                for proto in list(self.connections):
+                    proto._abort()
+        if self._server is not None:
+            await self._server.wait_closed()

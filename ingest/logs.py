@@ -1,0 +1,120 @@
+"""Structured logs, one line per event, for journald or a terminal.
+
+Text lines are ``key=value`` pairs (``ts=... level=info logger=ingest.server event=...``);
+JSON lines are one object each. Fields come from ``extra={"fields": {...}}``, which
+:func:`log_event` fills in; a plain ``logger.info("message")`` logs the message as the event.
+"""
+
+import json
+import logging
+import math
+import re
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TextIO
+
+__all__ = ["EventFormatter", "configure_logging", "log_event"]
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+FORMATS = ("text", "json")
+
+_RESERVED = ("ts", "level", "logger", "event")
+_NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f]')
+_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_TO_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f\x85\u2028\u2029]')
+
+
+def _escape(char: re.Match[str]) -> str:
+    c = char.group()
+    return _ESCAPES.get(c) or f"\\u{ord(c):04x}"
+
+
+def _text_value(value: object) -> str:
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + _TO_ESCAPE.sub(_escape, text) + '"'
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class EventFormatter(logging.Formatter):
+    """Formats every record as one line, ``text`` (key=value) or ``json``."""
+
+    def __init__(self, fmt: str = "text", *, tracebacks: bool = False) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        super().__init__()
+        self.fmt = fmt
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        items: dict[str, object] = {
+            "ts": f"{ts}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            for key, value in fields.items():
+                name = str(key)
+                items[f"{name}_" if name in _RESERVED else name] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            items["exc"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if self.tracebacks:
+                items["traceback"] = self.formatException(record.exc_info)
+        if self.fmt == "json":
+            return json.dumps({k: _json_value(v) for k, v in items.items()}, default=str)
+        return " ".join(
+            f"{_BAD_KEY_CHARS.sub('_', key) or '_'}={_text_value(value)}"
+            for key, value in items.items()
+        )
+
+
+class _EventHandler(logging.StreamHandler[TextIO]):
+    """The handler :func:`configure_logging` installs (so it can find and replace it)."""
+
+
+def configure_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Send every log record to *stream* (stderr by default), one line each.
+
+    Calling it again replaces the handler an earlier call installed. Tracebacks are added
+    (escaped, on the same line) only at ``debug`` level.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
+    handler = _EventHandler(sys.stderr if stream is None else stream)
+    handler.setFormatter(EventFormatter(fmt, tracebacks=level == "debug"))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _EventHandler)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(LEVELS[level])
+
+
+def log_event(logger: logging.Logger, level: int, event: str, /, **fields: object) -> None:
+    """Log *event* with *fields* as key=value pairs (``exc_info=True`` adds the exception)."""
+    if logger.isEnabledFor(level):
+        exc = fields.pop("exc_info", None)
+        exc_info = exc if isinstance(exc, BaseException) else bool(exc)
+        logger.log(level, event, exc_info=exc_info, extra={"fields": fields}, stacklevel=2)
