@@ -10,13 +10,19 @@ from ingest.config import Config
 from ingest.hooks import AllowAll, LoggingHandler
 from ingest.listener import RtmpServer
 from ingest.logs import log_event
+from sessions.publishers import LivePublishers
 
 logger = logging.getLogger("ingest.app")
 
 
 async def serve(config: Config, *, started: asyncio.Event | None = None) -> None:
     """Accept publishers until SIGINT or SIGTERM, then close every connection and return."""
-    server = RtmpServer(config.rtmp, AllowAll(), LoggingHandler())
+    publishers = LivePublishers(
+        AllowAll(),
+        LoggingHandler(),
+        "reject" if config.sessions.duplicate_publish == "reject" else "replace",
+    )
+    server = RtmpServer(config.rtmp, publishers, publishers)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

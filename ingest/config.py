@@ -199,10 +199,20 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    """Who may publish, and what happens when a key is already live."""
+
+    #: "replace": a new publisher on a live key ends the old one (a half-open old connection
+    #: never locks the encoder out); "reject": the new one is refused while the old is live.
+    duplicate_publish: str = _key("replace", _one_of("replace", "reject"))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
     rtmp: RtmpConfig = field(default_factory=RtmpConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

@@ -58,8 +58,14 @@ class StreamSink(Protocol):
     def ended(self, cause: str, reason: str, bytes_received: int) -> None: ...
 
 
+class PublisherControl(Protocol):
+    """What a handler may do to a live publisher's connection."""
+
+    def close(self, reason: str) -> None: ...
+
+
 class PublishHandler(Protocol):
-    def started(self, attempt: PublishAttempt) -> StreamSink: ...
+    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink: ...
 
 
 class AllowAll:
@@ -105,5 +111,5 @@ class _LoggingSink:
 class LoggingHandler:
     """Logs each publish's end with its message and byte counts."""
 
-    def started(self, attempt: PublishAttempt) -> StreamSink:
+    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink:
         return _LoggingSink(attempt)

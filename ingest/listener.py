@@ -181,7 +181,7 @@ class RtmpProtocol(asyncio.Protocol):
             return
         if decision.allowed:
             conn.accept_publish()
-            self.sink = self.server.handler.started(attempt)
+            self.sink = self.server.handler.started(attempt, self)
             log_event(
                 logger,
                 logging.INFO,

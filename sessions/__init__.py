@@ -1,0 +1,1 @@
+"""Live publishes: who owns each stream key while it is live (and, later, the session ledger)."""

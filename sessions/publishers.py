@@ -1,0 +1,108 @@
+"""One owner of "which connection is publishing which key".
+
+:class:`LivePublishers` sits between the listener and the real authorizer and handler: it
+applies the duplicate-publish policy and releases a key the moment its publisher ends.
+With ``replace`` (the default) a new publisher on a live key ends the old one, so a
+half-open connection left by a crashed or roaming encoder never locks the encoder out;
+with ``reject`` the newcomer gets ``NetStream.Publish.BadName`` while the key is live.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from ingest.hooks import (
+    Decision,
+    PublishAttempt,
+    PublishAuthorizer,
+    PublisherControl,
+    PublishHandler,
+    StreamSink,
+)
+from ingest.logs import log_event
+
+logger = logging.getLogger("sessions.publishers")
+
+DuplicatePolicy = Literal["replace", "reject"]
+#: Why a replaced publisher's connection was closed.
+REPLACED_REASON = "replaced by a new publisher on the same key"
+
+
+class _Live:
+    __slots__ = ("attempt", "control")
+
+    def __init__(self, attempt: PublishAttempt, control: PublisherControl) -> None:
+        self.attempt = attempt
+        self.control = control
+
+
+class LivePublishers:
+    """An authorizer and publish handler that keeps at most one publisher per key."""
+
+    def __init__(
+        self,
+        authorizer: PublishAuthorizer,
+        handler: PublishHandler,
+        policy: DuplicatePolicy = "replace",
+    ) -> None:
+        self.authorizer = authorizer
+        self.handler = handler
+        self.policy: DuplicatePolicy = policy
+        self._live: dict[tuple[str, str], _Live] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def is_live(self, app: str, key: str) -> bool:
+        return (app, key) in self._live
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        decision = await self.authorizer.authorize(attempt)
+        if decision.allowed and self.policy == "reject" and self.is_live(attempt.app, attempt.key):
+            return Decision(False, "NetStream.Publish.BadName", "stream is already live")
+        return decision
+
+    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink:
+        slot = (attempt.app, attempt.key)
+        old = self._live.get(slot)
+        if old is not None:
+            log_event(
+                logger,
+                logging.INFO,
+                "publisher_replaced",
+                old_conn=old.attempt.connection_id,
+                old_remote=old.attempt.remote_addr,
+                conn=attempt.connection_id,
+                remote=attempt.remote_addr,
+            )
+            old.control.close(REPLACED_REASON)
+            # Closing ends the old publish at once, which released the slot.
+            self._live.pop(slot, None)
+        live = _Live(attempt, control)
+        self._live[slot] = live
+        return _ReleasingSink(self, slot, live, self.handler.started(attempt, control))
+
+    def _release(self, slot: tuple[str, str], live: _Live) -> None:
+        if self._live.get(slot) is live:
+            del self._live[slot]
+
+
+class _ReleasingSink:
+    """Passes everything on, and frees the key when the publish ends."""
+
+    __slots__ = ("_inner", "_live", "_owner", "_slot", "media", "metadata")
+
+    def __init__(
+        self, owner: LivePublishers, slot: tuple[str, str], live: _Live, inner: StreamSink
+    ) -> None:
+        self._owner = owner
+        self._slot = slot
+        self._live = live
+        self._inner = inner
+        self.media = inner.media
+        self.metadata = inner.metadata
+
+    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
+        self._owner._release(self._slot, self._live)
+        self._inner.ended(cause, reason, bytes_received)
