@@ -38,6 +38,7 @@ class RtmpProtocol(asyncio.Protocol):
         self.sink: StreamSink | None = None
         self.encoder: str | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._auth_task: asyncio.Task[None] | None = None
         self._reading_paused = False
         self._write_blocked = False
@@ -131,6 +132,7 @@ class RtmpProtocol(asyncio.Protocol):
             self._abort()
             return
         self._update_reading()
+        self._arm_timer()
 
     def _handle(self, event: object) -> None:
         conn = self.conn
@@ -249,11 +251,22 @@ class RtmpProtocol(asyncio.Protocol):
     # -- timers and teardown ------------------------------------------------------------
 
     def _arm_timer(self) -> None:
+        """Keep the one timer at the core's next deadline. A later deadline (every read
+        moves the idle deadline) is left to the lazy re-arm in :meth:`_on_timer`; only an
+        earlier one (the handshake finished, a shorter timeout applies) re-arms now."""
         conn = self.conn
         when = conn.get_timer() if conn is not None and not self._done else None
+        if when == self._timer_at or (
+            when is not None and self._timer_at is not None and when > self._timer_at
+        ):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
         self._timer = self.loop.call_at(when, self._on_timer) if when is not None else None
 
     def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
         conn = self.conn
         if conn is None or self._done:
             return

@@ -78,6 +78,9 @@ class ChunkReader:
         self._pos = 0
         #: Bytes held by half-assembled messages (all chunk streams together).
         self._partial_bytes = 0
+        #: Unparsed bytes needed before the chunk the parser stopped at can be complete;
+        #: until then nothing is merged or parsed, so trickled bytes cost O(1) each.
+        self._wanted = 0
 
     # -- input --------------------------------------------------------------------------
 
@@ -154,6 +157,9 @@ class ChunkReader:
         A chunk is consumed only once its header and payload are both here, so a
         half-received chunk leaves the position and the chunk stream's state untouched.
         """
+        if self.unparsed_bytes < self._wanted:
+            return None
+        self._wanted = 0
         self._merge()
         data = self._data
         end = len(data)
@@ -248,6 +254,7 @@ class ChunkReader:
             need = length - received
             take = need if need < self.chunk_size else self.chunk_size
             if hpos + take > end:
+                self._wanted = hpos + take - pos
                 break
             # The whole chunk is here: commit its header.
             stream.timestamp = timestamp

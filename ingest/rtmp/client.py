@@ -143,7 +143,7 @@ class ClientConnection(RtmpConnection):
             self.state = ClientState.CREATING_STREAM
         elif name == "_result" and txn == _TXN_CREATE_STREAM:
             sid = args[1] if len(args) > 1 else None
-            if not isinstance(sid, float) or sid < 1:
+            if not isinstance(sid, float) or not sid.is_integer() or not 1 <= sid <= 0xFFFFFFFF:
                 raise RemoteProtocolError(f"createStream answered without a stream id: {args!r}")
             self.stream_id = int(sid)
             self._events.append(StreamCreated(self.stream_id))

@@ -80,8 +80,14 @@ class RtmpConnection:
         """The next event, or :data:`NEED_DATA` when more input (or a decision) is needed."""
         events = self._events
         while not events:
-            if self.closed or not self._can_parse():
+            if self.closed:
                 return NEED_DATA
+            if not self._can_parse():
+                if not self._eof:
+                    return NEED_DATA
+                # The peer left while we were deciding: nothing left to decide.
+                self._terminate("closed_by_peer", "peer closed the connection during a request")
+                break
             try:
                 progressed = self._step()
             except RemoteProtocolError as exc:
@@ -147,7 +153,7 @@ class RtmpConnection:
         if msg is None:
             return False
         type_id = msg.type_id
-        if type_id <= m.SET_PEER_BANDWIDTH:
+        if m.SET_CHUNK_SIZE <= type_id <= m.SET_PEER_BANDWIDTH:
             self._handle_control(msg)
         else:
             self._handle_message(msg)

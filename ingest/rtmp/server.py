@@ -287,6 +287,8 @@ class ServerConnection(RtmpConnection):
 
     def _on_delete_stream(self, _msg: Message, _txn: float, args: list[Any]) -> None:
         sid = args[1] if len(args) > 1 and isinstance(args[1], float) else None
+        if sid is not None and not sid.is_integer():
+            sid = None  # NaN, infinities and fractions name no stream (and int() would raise)
         if sid is not None and int(sid) == self.publish_stream_id:
             self._end_publish("deleteStream")
         if sid is not None:

@@ -6,7 +6,7 @@ import asyncio
 from typing import TypeVar
 
 from ingest.rtmp import ClientConnection
-from ingest.rtmp.events import NEED_DATA, ConnectionTerminated, Event
+from ingest.rtmp.events import NEED_DATA, Event, PublishStarted
 
 E = TypeVar("E", bound=Event)
 
@@ -37,7 +37,10 @@ class SocketPublisher:
         data = self.conn.data_to_send()
         if data and not self.writer.is_closing():
             self.writer.write(data)
-            await self.writer.drain()
+            try:
+                await self.writer.drain()
+            except ConnectionError:
+                self.eof = True  # The server closed on us; reads will say so too.
 
     async def wait_for(self, kind: type[E], timeout: float = 10.0) -> E:
         """Read until an event of ``kind`` arrives (or fail on EOF/timeout)."""
@@ -67,15 +70,11 @@ class SocketPublisher:
             self.eof = True
         while (event := self.conn.next_event()) is not NEED_DATA:
             assert isinstance(event, Event)
-            if not isinstance(event, ConnectionTerminated) or not self.eof:
-                self.events.append(event)
-            else:
-                self.events.append(event)
+            self.events.append(event)
         await self.flush()
 
     async def publish(self, timeout: float = 10.0) -> None:
-        from ingest.rtmp.events import PublishStarted
-
+        """Wait until the server sent ``NetStream.Publish.Start``."""
         await self.wait_for(PublishStarted, timeout)
 
     def close(self) -> None:
