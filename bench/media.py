@@ -50,21 +50,13 @@ def make_flv(
 ) -> Path:
     """Encode a synthetic clip (moving gradient, a tone) into an FLV file with PyAV."""
     with av.open(str(path), "w", format="flv") as out:
-        vstream = astream = None
-        if video is not None:
-            vstream = out.add_stream(video, rate=fps)
-            vstream.width, vstream.height = size
-            vstream.pix_fmt = "yuv420p"
-            vstream.codec_context.gop_size = gop
-            if bitrate is not None:
-                vstream.codec_context.bit_rate = bitrate
-            options = {"preset": "ultrafast"}
-            if video == "libx265":
-                options["x265-params"] = f"log-level=error:keyint={gop}:min-keyint={gop}"
-            vstream.codec_context.options = options
+        vstream = _video_stream(out, video, fps, size, gop, bitrate) if video else None
+        astream: av.AudioStream | None = None
         if audio is not None:
-            astream = out.add_stream(audio, rate=48000)
-            astream.layout = "stereo"
+            added = out.add_stream(audio, rate=48000)
+            assert isinstance(added, av.AudioStream)
+            added.layout = "stereo"
+            astream = added
         samples = 1024
         video_frames = int(seconds * fps) if vstream is not None else 0
         audio_frames = int(seconds * 48000 / samples) if astream is not None else 0
@@ -83,6 +75,28 @@ def make_flv(
         if astream is not None:
             out.mux(astream.encode(None))
     return path
+
+
+def _video_stream(
+    out: av.container.OutputContainer,
+    codec: str,
+    fps: int,
+    size: tuple[int, int],
+    gop: int,
+    bitrate: int | None,
+) -> av.VideoStream:
+    stream = out.add_stream(codec, rate=fps)
+    assert isinstance(stream, av.VideoStream)
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.codec_context.gop_size = gop
+    if bitrate is not None:
+        stream.codec_context.bit_rate = bitrate
+    options = {"preset": "ultrafast"}
+    if codec == "libx265":
+        options["x265-params"] = f"log-level=error:keyint={gop}:min-keyint={gop}"
+    stream.codec_context.options = options
+    return stream
 
 
 def _video_frame(size: tuple[int, int], index: int, fps: int, *, noisy: bool) -> av.VideoFrame:

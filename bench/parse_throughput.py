@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chunk_sizes", nargs="*", type=int, default=[128, 4096])
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length")
-    parser.add_argument("--repeat", type=int, default=10, help="times the clip is fed")
+    parser.add_argument("--repeat", type=int, default=30, help="times the clip is fed")
     parser.add_argument("--read-size", type=int, default=65536, help="bytes per socket read")
     parser.add_argument("--cpu", type=int, help="pin to this CPU")
     parser.add_argument("--profile", action="store_true", help="print the top functions")

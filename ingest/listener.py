@@ -74,7 +74,7 @@ class RtmpProtocol(asyncio.Protocol):
             window_ack_size=cfg.window_ack_size,
         )
         transport.set_write_buffer_limits(high=cfg.write_buffer_limit)
-        log_event(logger, logging.DEBUG, "connection_opened", conn=self.id, remote=self.remote_addr)
+        self._log(logging.DEBUG, "connection_opened")
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -120,12 +120,9 @@ class RtmpProtocol(asyncio.Protocol):
                 self._handle(event)
             self._flush()
         except Exception as exc:
-            log_event(
-                logger,
+            self._log(
                 logging.ERROR,
                 "connection_failed",
-                conn=self.id,
-                remote=self.remote_addr,
                 exc_info=exc,
             )
             self._end_sink("protocol_error", f"internal error: {type(exc).__name__}")
@@ -151,12 +148,9 @@ class RtmpProtocol(asyncio.Protocol):
             if event.app == self.server.config.app:
                 conn.accept_connect()
             else:
-                log_event(
-                    logger,
+                self._log(
                     logging.INFO,
                     "connect_rejected",
-                    conn=self.id,
-                    remote=self.remote_addr,
                     app=event.app,
                     reason="unknown application",
                 )
@@ -175,7 +169,7 @@ class RtmpProtocol(asyncio.Protocol):
         try:
             decision = await self.server.authorizer.authorize(attempt)
         except Exception as exc:
-            log_event(logger, logging.ERROR, "authorizer_failed", conn=self.id, exc_info=exc)
+            self._log(logging.ERROR, "authorizer_failed", exc_info=exc)
             decision = Decision(False, "NetStream.Publish.Denied", "authorization failed")
         self._auth_task = None
         conn = self.conn
@@ -184,23 +178,17 @@ class RtmpProtocol(asyncio.Protocol):
         if decision.allowed:
             conn.accept_publish()
             self.sink = self.server.handler.started(attempt, self)
-            log_event(
-                logger,
+            self._log(
                 logging.INFO,
                 "publish_started",
-                conn=self.id,
-                remote=self.remote_addr,
                 app=attempt.app,
                 encoder=attempt.encoder,
             )
         else:
             code = decision.code if decision.code in REJECT_CODES else REJECT_CODES[0]
-            log_event(
-                logger,
+            self._log(
                 logging.INFO,
                 "publish_rejected",
-                conn=self.id,
-                remote=self.remote_addr,
                 app=attempt.app,
                 reason=decision.reason,
             )
@@ -209,12 +197,9 @@ class RtmpProtocol(asyncio.Protocol):
 
     def _on_terminated(self, event: ev.ConnectionTerminated) -> None:
         level = logging.INFO if event.error else logging.DEBUG
-        log_event(
-            logger,
+        self._log(
             level,
             "connection_closed",
-            conn=self.id,
-            remote=self.remote_addr,
             cause=event.cause,
             reason=event.reason,
         )
@@ -247,6 +232,9 @@ class RtmpProtocol(asyncio.Protocol):
         elif not pause and self._reading_paused:
             transport.resume_reading()
             self._reading_paused = False
+
+    def _log(self, level: int, event: str, /, **fields: object) -> None:
+        log_event(logger, level, event, conn=self.id, remote=self.remote_addr, **fields)
 
     # -- timers and teardown ------------------------------------------------------------
 
