@@ -307,3 +307,33 @@ async def test_max_connections_refuses_the_extra_one(start: Start) -> None:
     for _, w in held:
         w.close()
     assert len(server.connections) <= 2
+
+
+async def test_peer_that_never_reads_is_paused_not_buffered(start: Start) -> None:
+    """A ping flood from a peer that reads nothing: once our replies back up past
+    write_buffer_limit, we stop reading from it instead of queueing without bound."""
+    server, _ = await start(write_buffer_limit=4096)
+    pub = await SocketPublisher.open(server.port)
+    await pub.wait_for(ConnectAccepted)
+    (proto,) = server.connections
+    assert proto.transport is not None
+    ping = pub.conn.writer.write(m.CSID_CONTROL, m.USER_CONTROL, 0, 0, m.user_control(6, 1))
+    flood = ping * 4096
+    sent = 0
+    paused_seen = False
+    for _ in range(400):  # up to ~50 MiB offered
+        pub.writer.write(flood)
+        sent += len(flood)
+        await asyncio.sleep(0)
+        if proto._reading_paused:
+            paused_seen = True
+            break
+        if pub.writer.transport.get_write_buffer_size() > 8 << 20:
+            await asyncio.sleep(0.01)
+    assert paused_seen, f"reading never paused after {sent} bytes of pings"
+    # What we hold for this peer is bounded by the limit plus the replies to one read
+    # (asyncio reads at most 256 KiB at a time).
+    read_max = 256 * 1024
+    assert proto.transport.get_write_buffer_size() < 4096 + read_max
+    assert proto.conn is not None and proto.conn.unparsed_bytes <= read_max
+    pub.abort()
