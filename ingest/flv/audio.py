@@ -20,13 +20,7 @@ parse to an empty list.
 
 from __future__ import annotations
 
-from .enhanced import (
-    MANY_TRACKS_MANY_CODECS,
-    fourcc_text,
-    read_fourcc,
-    read_modex_chain,
-    split_tracks,
-)
+from .enhanced import fourcc_text, read_fourcc, read_modex_chain, read_multitrack
 from .packets import AudioKind, AudioPacket, FlvError
 
 __all__ = ["AUDIO_FOURCC_CODECS", "parse_audio"]
@@ -129,25 +123,15 @@ def _parse_enhanced(payload: bytes, timestamp: int, b0: int) -> list[AudioPacket
             _track_packet(payload, pos + 4, len(payload), fourcc, packet_type, 0, timestamp, nano)
         ]
 
-    if pos >= len(payload):
-        raise FlvError("Multitrack audio message ends before its multitrack type")
-    multitrack_byte = payload[pos]
-    pos += 1
-    multitrack_type = multitrack_byte >> 4
-    packet_type = multitrack_byte & 0x0F
-    if packet_type in (_MULTITRACK, _MODEX):
-        raise FlvError(f"Multitrack audio message nests packet type {packet_type}")
-    if multitrack_type > MANY_TRACKS_MANY_CODECS:
+    found = read_multitrack(payload, pos, "audio", (_MULTITRACK, _MODEX))
+    if found is None:
         return [
             AudioPacket(None, "unsupported", timestamp, payload[pos:], None, None, None, 0, nano)
         ]
-    shared: bytes | None = None
-    if multitrack_type != MANY_TRACKS_MANY_CODECS:
-        shared = read_fourcc(payload, pos)
-        pos += 4
+    packet_type, tracks = found
     return [
         _track_packet(payload, start, end, fourcc, packet_type, track_id, timestamp, nano)
-        for fourcc, track_id, start, end in split_tracks(payload, pos, multitrack_type, shared)
+        for fourcc, track_id, start, end in tracks
     ]
 
 

@@ -114,3 +114,28 @@ def split_tracks(
         tracks.append((fourcc, track_id, pos, end))
         pos = end
     return tracks
+
+
+def read_multitrack(
+    payload: bytes, pos: int, media: str, nested: tuple[int, int]
+) -> tuple[int, list[tuple[bytes, int, int, int]]] | None:
+    """Read the Multitrack header at ``pos`` and locate the tracks after it.
+
+    Returns ``(inner packet type, tracks)`` as :func:`split_tracks` gives them, or None
+    for a multitrack layout not defined yet (nothing in it can be located). ``nested``
+    holds the Multitrack and ModEx packet types, which may not appear inside.
+    """
+    if pos >= len(payload):
+        raise FlvError(f"Multitrack {media} message ends before its multitrack type")
+    multitrack_type = payload[pos] >> 4
+    packet_type = payload[pos] & 0x0F
+    pos += 1
+    if packet_type in nested:
+        raise FlvError(f"Multitrack {media} message nests packet type {packet_type}")
+    if multitrack_type > MANY_TRACKS_MANY_CODECS:
+        return None
+    shared: bytes | None = None
+    if multitrack_type != MANY_TRACKS_MANY_CODECS:
+        shared = read_fourcc(payload, pos)
+        pos += 4
+    return packet_type, split_tracks(payload, pos, multitrack_type, shared)

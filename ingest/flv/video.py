@@ -24,13 +24,7 @@ list, the packet and the data slice.
 
 from __future__ import annotations
 
-from .enhanced import (
-    MANY_TRACKS_MANY_CODECS,
-    fourcc_text,
-    read_fourcc,
-    read_modex_chain,
-    split_tracks,
-)
+from .enhanced import fourcc_text, read_fourcc, read_modex_chain, read_multitrack
 from .packets import FlvError, VideoKind, VideoPacket
 
 __all__ = ["VIDEO_FOURCC_CODECS", "parse_video"]
@@ -155,30 +149,20 @@ def _parse_enhanced(payload: bytes, timestamp: int, b0: int) -> list[VideoPacket
             )
         ]
 
-    if pos >= len(payload):
-        raise FlvError("Multitrack video message ends before its multitrack type")
-    multitrack_byte = payload[pos]
-    pos += 1
-    multitrack_type = multitrack_byte >> 4
-    packet_type = multitrack_byte & 0x0F
-    if packet_type in (_MULTITRACK, _MODEX):
-        raise FlvError(f"Multitrack video message nests packet type {packet_type}")
-    if multitrack_type > MANY_TRACKS_MANY_CODECS:
+    found = read_multitrack(payload, pos, "video", (_MULTITRACK, _MODEX))
+    if found is None:
         # A multitrack layout defined after this code was written: nothing can be located.
         return [
             VideoPacket(
                 None, "unsupported", timestamp, 0, payload[pos:], frame_type, False, None, 0, nano
             )
         ]
-    shared: bytes | None = None
-    if multitrack_type != MANY_TRACKS_MANY_CODECS:
-        shared = read_fourcc(payload, pos)
-        pos += 4
+    packet_type, tracks = found
     return [
         _track_packet(
             payload, start, end, fourcc, packet_type, frame_type, track_id, timestamp, nano
         )
-        for fourcc, track_id, start, end in split_tracks(payload, pos, multitrack_type, shared)
+        for fourcc, track_id, start, end in tracks
     ]
 
 
