@@ -25,8 +25,11 @@ __all__ = [
     "ENV_PREFIX",
     "Config",
     "ConfigError",
+    "HttpConfig",
     "LogConfig",
     "RtmpConfig",
+    "SessionsConfig",
+    "StorageConfig",
     "load_config",
     "parse_listen",
 ]
@@ -121,6 +124,10 @@ def _one_of(*choices: str) -> _Check:
     return check
 
 
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else f"must be >= 0, got {value}"
+
+
 def _non_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
@@ -200,11 +207,48 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class SessionsConfig:
-    """Who may publish, and what happens when a key is already live."""
+    """Who may publish, what happens when a key is already live, and the ledger's rhythm."""
 
     #: "replace": a new publisher on a live key ends the old one (a half-open old connection
     #: never locks the encoder out); "reject": the new one is refused while the old is live.
     duplicate_publish: str = _key("replace", _one_of("replace", "reject"))
+    #: Seconds between writes of live sessions' counters to the store.
+    flush_interval: float = _key(1.0, _positive)
+    #: Seconds of recent traffic the ingest rate is averaged over.
+    rate_window: float = _key(5.0, _positive)
+    #: Seconds a refused publisher waits (at least) before its error status and close.
+    reject_delay_min: float = _key(0.2, _non_negative)
+    #: Seconds a refused publisher waits (at most); the delay is random in between.
+    reject_delay_max: float = _key(1.0, _non_negative)
+    #: Refused publishes from one address within throttle_window before it is throttled.
+    throttle_failures: int = _key(10, _positive)
+    #: Seconds over which refused publishes are counted; a throttled address is refused
+    #: at once, without a key check, until its failures age out of the window.
+    throttle_window: float = _key(60.0, _positive)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The operators' HTTP API (and, later, HLS playback)."""
+
+    #: HOST:PORT for the HTTP API.
+    listen: str = _key("0.0.0.0:8080", _listen)
+    #: Bearer token for every endpoint but /healthz. Empty: one is generated and kept in
+    #: the data directory (admin_token, mode 0600).
+    admin_token: str = _key("")
+    #: The ingest URL shown to publishers, e.g. "rtmp://ingest.example.com/live". Empty:
+    #: rtmp://<this host's name>:<rtmp port>/<app>.
+    public_rtmp_url: str = _key("")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Where the ledger and media live."""
+
+    #: Directory for the SQLite database, the admin token and (later) media.
+    data_dir: str = _key("data", _non_empty)
+    #: The SQLite database file; relative paths are inside data_dir.
+    database: str = _key("rtmp-ingest.db", _non_empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +257,15 @@ class Config:
 
     rtmp: RtmpConfig = field(default_factory=RtmpConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
 #: Keys of one section that must not exceed another: (section, lower key, higher key).
 #: Checked only when both keys passed their own checks.
 _ORDERED = (
+    ("sessions", "reject_delay_min", "reject_delay_max"),
     ("rtmp", "max_message_size_before_publish", "max_message_size"),
     ("rtmp", "max_message_size", "max_partial_bytes"),
 )

@@ -180,12 +180,12 @@ def test_all_errors_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_unknown_section_and_keys(tmp_path: Path) -> None:
-    path = write(tmp_path, "stray = 1\n[rtmp]\nport = 1935\n[http]\nlisten = ':8080'\n")
+    path = write(tmp_path, "stray = 1\n[rtmp]\nport = 1935\n[web]\nlisten = ':8080'\n")
     errors = errors_of(path)
     assert sorted(errors) == [
-        "http: unknown section",
         "rtmp.port: unknown key",
         "stray: unknown top-level key",
+        "web: unknown section",
     ]
 
 

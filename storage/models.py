@@ -1,0 +1,111 @@
+"""The rows the store keeps, as plain dataclasses (no SQL here; see :mod:`storage.store`).
+
+Times are float seconds since the Unix epoch (UTC). Stream keys are never stored: only
+``key_hash`` (see :func:`hash_key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SessionStatus = Literal["live", "ended"]
+
+#: Every way a session can end (design: "Every session ends exactly once with an end_reason").
+END_REASONS = (
+    "unpublished",
+    "disconnected",
+    "timeout",
+    "replaced",
+    "kicked",
+    "key_disabled",
+    "shutdown",
+    "server_restart",
+    "error",
+)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a stream key. Keys are random with at least 128 bits of entropy,
+    so one SHA-256 is enough: there is nothing to brute-force from the hash."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    id: str
+    name: str
+    key_hash: str
+    playback_id: str
+    disabled: bool
+    record: bool
+    created_at: float
+    updated_at: float
+    last_seen: float | None = None
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One publish. Mutable: the session layer updates counters in memory and the store
+    persists them in batches."""
+
+    id: str
+    stream_id: str
+    name: str
+    created_at: float
+    last_seen: float
+    updated_at: float
+    status: SessionStatus = "live"
+    ended_at: float | None = None
+    end_reason: str | None = None
+    err_message: str | None = None
+    remote_addr: str = ""
+    encoder: str | None = None
+    #: Seconds from the first to the last media packet, as received.
+    duration: float = 0.0
+    #: Span of the media timestamps (wrap-safe), seconds.
+    media_duration: float = 0.0
+    #: Seconds the stream was being ingested (first to last media packet).
+    ingest_seconds: float = 0.0
+    #: Bytes read from the publisher's socket (chunk headers, commands, handshake included).
+    bytes_received: int = 0
+    #: Audio/video message payload bytes, all tracks together.
+    media_bytes: int = 0
+    #: Bytes per second over the recent window.
+    ingest_rate: float = 0.0
+    #: One dict per track: kind, track_id, codec, width, height, fps, sample_rate,
+    #: channels, bitrate, bytes, frames.
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    is_healthy: bool = True
+    #: Coded problems: {"code": ..., "message": ..., "at": ...}.
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    source_segments: int = 0
+    source_segments_duration: float = 0.0
+    source_bytes: int = 0
+    viewer_seconds: float = 0.0
+    record: bool = False
+    recording_status: str | None = None
+    recording_url: str | None = None
+    mp4_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One line of the event log: publish attempts, rejections, session start/end."""
+
+    id: int
+    at: float
+    kind: str
+    stream_id: str | None = None
+    session_id: str | None = None
+    remote_addr: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Analytics:
+    count: int
+    total_ingest_seconds: float
+    total_bytes: int
+    total_viewer_seconds: float
