@@ -37,11 +37,17 @@ class PublishAttempt:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """An authorizer's answer; ``code`` is the status sent to a refused publisher."""
+    """An authorizer's answer; ``code`` is the status sent to a refused publisher.
+
+    An accepted publish names the stream it publishes to, when the authorizer knows it
+    (two keys of one stream, before and after a rotation, are still one stream).
+    """
 
     allowed: bool
     code: str = "NetStream.Publish.BadName"
     reason: str = ""
+    stream_id: str | None = None
+    stream_name: str | None = None
 
 
 class PublishAuthorizer(Protocol):
@@ -59,13 +65,20 @@ class StreamSink(Protocol):
 
 
 class PublisherControl(Protocol):
-    """What a handler may do to a live publisher's connection."""
+    """What a handler may know of and do to a live publisher's connection."""
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes read from the publisher's socket so far."""
+        ...
 
     def close(self, reason: str) -> None: ...
 
 
 class PublishHandler(Protocol):
-    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink: ...
+    def started(
+        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
+    ) -> StreamSink: ...
 
 
 class AllowAll:
@@ -111,5 +124,7 @@ class _LoggingSink:
 class LoggingHandler:
     """Logs each publish's end with its message and byte counts."""
 
-    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink:
+    def started(
+        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
+    ) -> StreamSink:
         return _LoggingSink(attempt)

@@ -177,7 +177,7 @@ class RtmpProtocol(asyncio.Protocol):
             return
         if decision.allowed:
             conn.accept_publish()
-            self.sink = self.server.handler.started(attempt, self)
+            self.sink = self.server.handler.started(attempt, self, decision)
             self._log(
                 logging.INFO,
                 "publish_started",
@@ -278,6 +278,10 @@ class RtmpProtocol(asyncio.Protocol):
             self._auth_task.cancel()
         self.server.connections.discard(self)
         self.server.notify_closed()
+
+    @property
+    def bytes_received(self) -> int:
+        return self.conn.bytes_received if self.conn is not None else 0
 
     def close(self, reason: str) -> None:
         """End this connection from the server side (shutdown, kick)."""

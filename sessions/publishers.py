@@ -29,6 +29,14 @@ DuplicatePolicy = Literal["replace", "reject"]
 REPLACED_REASON = "replaced by a new publisher on the same key"
 
 
+def _slot(attempt: PublishAttempt, decision: Decision) -> tuple[str, str]:
+    """What one publisher at a time may own: the stream, or the app and key if the
+    authorizer named no stream."""
+    if decision.stream_id is not None:
+        return ("", decision.stream_id)
+    return (attempt.app, attempt.key)
+
+
 class _Live:
     __slots__ = ("attempt", "control")
 
@@ -54,17 +62,16 @@ class LivePublishers:
     def __len__(self) -> int:
         return len(self._live)
 
-    def is_live(self, app: str, key: str) -> bool:
-        return (app, key) in self._live
-
     async def authorize(self, attempt: PublishAttempt) -> Decision:
         decision = await self.authorizer.authorize(attempt)
-        if decision.allowed and self.policy == "reject" and self.is_live(attempt.app, attempt.key):
+        if decision.allowed and self.policy == "reject" and _slot(attempt, decision) in self._live:
             return Decision(False, "NetStream.Publish.BadName", "stream is already live")
         return decision
 
-    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink:
-        slot = (attempt.app, attempt.key)
+    def started(
+        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
+    ) -> StreamSink:
+        slot = _slot(attempt, decision)
         old = self._live.get(slot)
         if old is not None:
             log_event(
@@ -81,7 +88,7 @@ class LivePublishers:
             self._live.pop(slot, None)
         live = _Live(attempt, control)
         self._live[slot] = live
-        return _ReleasingSink(self, slot, live, self.handler.started(attempt, control))
+        return _ReleasingSink(self, slot, live, self.handler.started(attempt, control, decision))
 
     def _release(self, slot: tuple[str, str], live: _Live) -> None:
         if self._live.get(slot) is live:

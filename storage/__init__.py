@@ -1,1 +1,24 @@
 """Persistence: the only package that speaks SQL (the session ledger lands here)."""
+
+from .models import (
+    END_REASONS,
+    Analytics,
+    EventRecord,
+    SessionRecord,
+    SessionStatus,
+    StreamRecord,
+    hash_key,
+)
+from .store import Store, StreamNameTaken
+
+__all__ = [
+    "END_REASONS",
+    "Analytics",
+    "EventRecord",
+    "SessionRecord",
+    "SessionStatus",
+    "Store",
+    "StreamNameTaken",
+    "StreamRecord",
+    "hash_key",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ingest.hooks import PublishAttempt, PublisherControl, StreamSink
+from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 
 
@@ -15,7 +15,9 @@ class Recorder:
         self.publishes: list[_Sink] = []
         self.started_event = asyncio.Event()
 
-    def started(self, attempt: PublishAttempt, control: PublisherControl) -> StreamSink:
+    def started(
+        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
+    ) -> StreamSink:
         sink = _Sink(attempt)
         self.publishes.append(sink)
         self.started_event.set()

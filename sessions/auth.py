@@ -1,0 +1,125 @@
+"""Stream-key authorization with a randomized delay for refusals and per-address throttling.
+
+A publish is accepted when its key (the publish name, query stripped) hashes to an
+enabled stream. A refusal waits a random ``reject_delay_min``..``reject_delay_max``
+seconds before the error status goes out (guessing keys gets slow), and an address with
+``throttle_failures`` refusals within ``throttle_window`` seconds is refused at once,
+without a key lookup, until they age out. Every attempt is one event-log row (the first
+throttled attempt of a window, not each one, so a flood cannot flood the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from ingest.hooks import Decision, PublishAttempt
+from ingest.logs import log_event
+from sessions.streams import Streams
+from storage import Store
+
+logger = logging.getLogger("sessions.auth")
+
+BAD_KEY = "NetStream.Publish.BadName"
+DENIED = "NetStream.Publish.Denied"
+
+
+def address_of(remote_addr: str) -> str:
+    """The host part of ``host:port`` (IPv6 hosts included)."""
+    host, sep, _ = remote_addr.rpartition(":")
+    return host if sep else remote_addr
+
+
+class KeyAuthorizer:
+    def __init__(
+        self,
+        streams: Streams,
+        store: Store,
+        *,
+        reject_delay: tuple[float, float] = (0.2, 1.0),
+        throttle_failures: int = 10,
+        throttle_window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.streams = streams
+        self.store = store
+        self.reject_delay = reject_delay
+        self.throttle_failures = throttle_failures
+        self.throttle_window = throttle_window
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.sleep = sleep
+        self._failures: dict[str, deque[float]] = {}
+        self._throttle_logged: dict[str, float] = {}
+
+    def throttled(self, address: str) -> bool:
+        failures = self._failures.get(address)
+        if failures is None:
+            return False
+        horizon = self.clock() - self.throttle_window
+        while failures and failures[0] <= horizon:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return False
+        return len(failures) >= self.throttle_failures
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        address = address_of(attempt.remote_addr)
+        if self.throttled(address):
+            return await self._throttle(attempt, address)
+        stream = await self.streams.authenticate(attempt.key)
+        if stream is None:
+            return await self._refuse(attempt, address, BAD_KEY, "unknown stream key", None)
+        if stream.disabled:
+            return await self._refuse(attempt, address, DENIED, "stream is disabled", stream.id)
+        await self.store.log_event(
+            "publish_accepted",
+            at=self.wall_clock(),
+            stream_id=stream.id,
+            remote_addr=attempt.remote_addr,
+        )
+        return Decision(True, stream_id=stream.id, stream_name=stream.name)
+
+    async def _refuse(
+        self, attempt: PublishAttempt, address: str, code: str, reason: str, stream_id: str | None
+    ) -> Decision:
+        self._failures.setdefault(address, deque()).append(self.clock())
+        await self.store.log_event(
+            "publish_rejected",
+            at=self.wall_clock(),
+            stream_id=stream_id,
+            remote_addr=attempt.remote_addr,
+            reason=reason,
+        )
+        low, high = self.reject_delay
+        if high > 0:
+            await self.sleep(random.uniform(low, high))
+        return Decision(False, code, reason)
+
+    async def _throttle(self, attempt: PublishAttempt, address: str) -> Decision:
+        now = self.clock()
+        last = self._throttle_logged.get(address)
+        if last is None or now - last >= self.throttle_window:
+            self._throttle_logged[address] = now
+            log_event(
+                logger,
+                logging.WARNING,
+                "address_throttled",
+                address=address,
+                failures=len(self._failures.get(address, ())),
+            )
+            await self.store.log_event(
+                "publish_throttled",
+                at=self.wall_clock(),
+                remote_addr=attempt.remote_addr,
+                reason=f"{self.throttle_failures} refused publishes within "
+                f"{self.throttle_window:g}s",
+            )
+        return Decision(False, DENIED, "too many refused publishes from this address")

@@ -1,0 +1,115 @@
+"""Streams and their keys: creation, rotation, disabling, deletion, lookup by key.
+
+A stream key is 192 random bits, URL-safe, shown once (returned by :meth:`Streams.create`
+and :meth:`Streams.rotate_key`) and stored only as a hash. Disabling or deleting a stream
+ends its live session (``key_disabled``) through the ``on_disabled`` callback.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from storage import Store
+from storage.models import StreamRecord, hash_key
+
+#: Bytes of randomness in a stream key (192 bits; the requirement is at least 128).
+KEY_BYTES = 24
+#: Longest stream name accepted.
+MAX_NAME_LENGTH = 200
+
+
+class InvalidName(ValueError):
+    """A stream name that is empty, too long, or has control characters."""
+
+
+def new_stream_key() -> str:
+    return secrets.token_urlsafe(KEY_BYTES)
+
+
+def new_playback_id() -> str:
+    """Random and unguessable, and never derived from the key."""
+    return secrets.token_hex(8)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidName("stream name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"stream name must be at most {MAX_NAME_LENGTH} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidName("stream name must not contain control characters")
+    return name
+
+
+class Streams:
+    """Everything that changes a stream goes through here (API and CLI alike)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_disabled: Callable[[str], Awaitable[object]] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.on_disabled = on_disabled
+
+    async def create(self, name: str, *, record: bool = False) -> tuple[StreamRecord, str]:
+        """A new stream and its key (the only time the key is available)."""
+        key = new_stream_key()
+        stream = await self.store.create_stream(
+            id=new_id(),
+            name=check_name(name),
+            key_hash=hash_key(key),
+            playback_id=new_playback_id(),
+            record=record,
+            now=self.clock(),
+        )
+        return stream, key
+
+    async def rotate_key(self, stream_id: str) -> tuple[StreamRecord, str] | None:
+        """Replace the key; a live publisher keeps going until it reconnects."""
+        key = new_stream_key()
+        stream = await self.store.update_stream(stream_id, now=self.clock(), key_hash=hash_key(key))
+        return None if stream is None else (stream, key)
+
+    async def update(
+        self, stream_id: str, *, name: str | None = None, record: bool | None = None
+    ) -> StreamRecord | None:
+        return await self.store.update_stream(
+            stream_id,
+            now=self.clock(),
+            name=None if name is None else check_name(name),
+            record=record,
+        )
+
+    async def set_disabled(self, stream_id: str, disabled: bool) -> StreamRecord | None:
+        stream = await self.store.update_stream(stream_id, now=self.clock(), disabled=disabled)
+        if stream is not None and disabled and self.on_disabled is not None:
+            await self.on_disabled(stream_id)
+        return stream
+
+    async def delete(self, stream_id: str) -> bool:
+        deleted = await self.store.delete_stream(stream_id, now=self.clock())
+        if deleted and self.on_disabled is not None:
+            await self.on_disabled(stream_id)
+        return deleted
+
+    async def resolve(self, ref: str) -> StreamRecord | None:
+        """A stream by id, or else by name (what the CLI accepts)."""
+        return await self.store.get_stream(ref) or await self.store.get_stream_by_name(ref)
+
+    async def authenticate(self, key: str) -> StreamRecord | None:
+        """The stream this key publishes to, if any (disabled ones included)."""
+        if not key:
+            return None
+        return await self.store.find_stream_by_key_hash(hash_key(key))

@@ -1,0 +1,149 @@
+"""The session ledger: sessions are inserted once, flushed in batches, and never deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from .base import StoreBase, check_page, created_range, where_sql
+from .models import Analytics, SessionRecord, SessionStatus
+from .rows import (
+    SESSION_COLUMNS,
+    SESSION_FLUSH_COLUMNS,
+    column_list,
+    session_flush_params,
+    session_from_row,
+    session_insert_params,
+)
+
+_SESSION_SELECT: Final = f"SELECT {column_list(SESSION_COLUMNS)} FROM sessions"
+_SESSION_INSERT: Final = (
+    f"INSERT INTO sessions ({column_list(SESSION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
+)
+_SESSION_FLUSH: Final = (
+    f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in SESSION_FLUSH_COLUMNS)} WHERE id = ?"
+)
+_STREAM_BUMP_LAST_SEEN: Final = (
+    "UPDATE streams SET last_seen = ?1 WHERE id = ?2 AND (last_seen IS NULL OR last_seen < ?1)"
+)
+
+
+class LedgerQueries(StoreBase):
+    """Sessions, their analytics and viewer time."""
+
+    async def insert_session(self, session: SessionRecord) -> None:
+        async with self._transaction() as conn:
+            await conn.execute_fetchall(_SESSION_INSERT, session_insert_params(session))
+
+    async def save_sessions(self, sessions: Sequence[SessionRecord]) -> None:
+        """Flush the in-memory state of many sessions in one transaction.
+
+        Rewrites every column except the fixed ones (``id``, ``stream_id``, ``created_at``)
+        and ``viewer_seconds`` (see :meth:`add_viewer_seconds`); sessions not in the store
+        are skipped. Each stream's ``last_seen`` moves forward to its newest session's.
+        """
+        if not sessions:
+            return
+        params = [session_flush_params(s) for s in sessions]
+        newest: dict[str, float] = {}
+        for s in sessions:
+            if s.last_seen > newest.get(s.stream_id, float("-inf")):
+                newest[s.stream_id] = s.last_seen
+        async with self._transaction() as conn:
+            await conn.executemany(_SESSION_FLUSH, params)
+            await conn.executemany(_STREAM_BUMP_LAST_SEEN, [(t, sid) for sid, t in newest.items()])
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        rows = await self._fetch(f"{_SESSION_SELECT} WHERE id = ?", (session_id,))
+        return session_from_row(rows[0]) if rows else None
+
+    async def list_sessions(
+        self,
+        *,
+        stream_id: str | None = None,
+        status: SessionStatus | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[SessionRecord], int]:
+        """A page of sessions, newest first, and how many match the filter in all.
+        ``since`` is inclusive and ``until`` exclusive, both on ``created_at``."""
+        check_page(offset, limit)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if stream_id is not None:
+            clauses.append("stream_id = ?")
+            params.append(stream_id)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        created_range(clauses, params, since, until)
+        where = where_sql(clauses)
+        async with self._snapshot() as conn:
+            rows = await conn.execute_fetchall(
+                f"{_SESSION_SELECT}{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+            total = await conn.execute_fetchall(f"SELECT COUNT(*) FROM sessions{where}", params)
+        return [session_from_row(r) for r in rows], int(next(iter(total))[0])
+
+    async def active_session(self, stream_id: str) -> SessionRecord | None:
+        """The stream's newest live session, if it has one."""
+        rows = await self._fetch(
+            f"{_SESSION_SELECT} WHERE stream_id = ? AND status = 'live'"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (stream_id,),
+        )
+        return session_from_row(rows[0]) if rows else None
+
+    async def close_open_sessions(self, *, reason: str, now: float) -> list[SessionRecord]:
+        """End every session still live (start-up after a crash). A session ends at its
+        last flushed ``last_seen``, not at ``now``; returns them, oldest first."""
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
+                " duration = last_seen - created_at, updated_at = ?"
+                f" WHERE status = 'live' RETURNING {column_list(SESSION_COLUMNS)}",
+                (reason, now),
+            )
+        closed = [session_from_row(r) for r in rows]
+        closed.sort(key=lambda s: (s.created_at, s.id))
+        return closed
+
+    async def analytics(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        stream_id: str | None = None,
+    ) -> Analytics:
+        """Totals over the sessions created in ``[since, until)`` (of one stream, or all)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if stream_id is not None:
+            clauses.append("stream_id = ?")
+            params.append(stream_id)
+        created_range(clauses, params, since, until)
+        rows = await self._fetch(
+            "SELECT COUNT(*), TOTAL(ingest_seconds), COALESCE(SUM(bytes_received), 0),"
+            f" TOTAL(viewer_seconds) FROM sessions{where_sql(clauses)}",
+            params,
+        )
+        count, ingest_seconds, total_bytes, viewer_seconds = rows[0]
+        return Analytics(
+            count=int(count),
+            total_ingest_seconds=float(ingest_seconds),
+            total_bytes=int(total_bytes),
+            total_viewer_seconds=float(viewer_seconds),
+        )
+
+    async def add_viewer_seconds(self, session_id: str, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"viewer seconds must be >= 0, got {seconds}")
+        async with self._transaction() as conn:
+            await conn.execute_fetchall(
+                "UPDATE sessions SET viewer_seconds = viewer_seconds + ? WHERE id = ?",
+                (seconds, session_id),
+            )

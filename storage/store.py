@@ -1,0 +1,188 @@
+"""The SQLite store: streams, the session ledger, segments and the event log.
+
+:class:`Store` puts together the stream queries (:mod:`storage.streams`) and the session
+ledger (:mod:`storage.ledger`) over the connections of :mod:`storage.base`, and adds opening,
+closing, segments and the event log.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import aiosqlite
+
+from .base import check_page, where_sql
+from .ledger import LedgerQueries
+from .models import EventRecord
+from .rows import EVENT_COLUMNS, SEGMENT_COLUMNS, column_list, event_from_row, segment_from_row
+from .schema import migrate
+from .streams import StreamNameTaken, StreamQueries
+
+__all__ = ["BUSY_TIMEOUT_MS", "Store", "StreamNameTaken"]
+
+#: How long a statement waits for another process's lock before failing, in milliseconds.
+BUSY_TIMEOUT_MS: Final = 5000
+
+
+class Store(StreamQueries, LedgerQueries):
+    """Persistence for the whole server. Open with :meth:`open`; :meth:`close` when done."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating it and its directory if needed) and migrate the database."""
+        if sqlite3.sqlite_version_info < (3, 35, 0):
+            raise RuntimeError(f"SQLite >= 3.35 is required, found {sqlite3.sqlite_version}")
+        db_path = Path(path)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(db_path)
+        reader: aiosqlite.Connection | None = None
+        try:
+            rows = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
+            if str(rows[0][0]).lower() != "wal":
+                raise RuntimeError(f"cannot use WAL journal mode for {db_path}: {rows[0][0]}")
+            await writer.execute_fetchall("PRAGMA synchronous = NORMAL")
+            await migrate(writer)
+            reader = await _connect(db_path)
+            await reader.execute_fetchall("PRAGMA query_only = ON")
+        except BaseException:
+            if reader is not None:
+                await reader.close()
+            await writer.close()
+            raise
+        return cls(db_path, writer, reader)
+
+    async def close(self) -> None:
+        """Close both connections (waits for a write in progress). Safe to call twice."""
+        async with self._write_lock, self._read_lock:
+            reader, writer = self._reader, self._writer
+            self._reader = self._writer = None
+            if reader is not None:
+                await reader.close()
+            if writer is not None:
+                await writer.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"``, or SQLite's list of problems."""
+        rows = await self._fetch("PRAGMA integrity_check")
+        return "\n".join(str(row[0]) for row in rows)
+
+    # -- segments -------------------------------------------------------------------------
+
+    async def add_segment(
+        self,
+        session_id: str,
+        *,
+        sequence: int,
+        uri: str,
+        duration: float,
+        bytes: int,
+        first_timestamp: float,
+        keyframe_start: bool,
+        discontinuity: bool,
+        now: float,
+    ) -> None:
+        """Record one segment; a repeated ``(session_id, sequence)`` raises
+        :class:`sqlite3.IntegrityError`."""
+        async with self._transaction() as conn:
+            await conn.execute_fetchall(
+                "INSERT INTO segments (session_id, sequence, uri, duration, bytes,"
+                " first_timestamp, keyframe_start, discontinuity, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    sequence,
+                    uri,
+                    duration,
+                    bytes,
+                    first_timestamp,
+                    int(keyframe_start),
+                    int(discontinuity),
+                    now,
+                ),
+            )
+
+    async def list_segments(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's segments in sequence order, one dict per segment."""
+        rows = await self._fetch(
+            f"SELECT {column_list(SEGMENT_COLUMNS)} FROM segments"
+            " WHERE session_id = ? ORDER BY sequence",
+            (session_id,),
+        )
+        return [segment_from_row(r) for r in rows]
+
+    # -- event log ------------------------------------------------------------------------
+
+    async def log_event(
+        self,
+        kind: str,
+        *,
+        at: float,
+        stream_id: str | None = None,
+        session_id: str | None = None,
+        remote_addr: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        async with self._transaction() as conn:
+            await conn.execute_fetchall(
+                "INSERT INTO events (at, kind, stream_id, session_id, remote_addr, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (at, kind, stream_id, session_id, remote_addr, reason),
+            )
+
+    async def list_events(
+        self,
+        *,
+        kind: str | None = None,
+        remote_addr: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """The newest events first; ``since`` is inclusive."""
+        check_page(0, limit)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        if remote_addr is not None:
+            clauses.append("remote_addr = ?")
+            params.append(remote_addr)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(since)
+        rows = await self._fetch(
+            f"SELECT {column_list(EVENT_COLUMNS)} FROM events{where_sql(clauses)}"
+            " ORDER BY at DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [event_from_row(r) for r in rows]
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """A connection in autocommit mode (transactions are explicit) with rows by name."""
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        await conn.execute_fetchall(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        await conn.execute_fetchall("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn

@@ -1,0 +1,104 @@
+"""Migrations, connection settings and the shape of the tables."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import fields
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from storage import SessionRecord, Store
+from storage.schema import SCHEMA_VERSION, SchemaTooNew, migrate, split_statements, user_version
+
+
+async def test_migrates_an_empty_database(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "ingest.db"
+    store = await Store.open(path)
+    try:
+        assert store.path == path
+        assert path.exists()
+        assert SCHEMA_VERSION == 1
+        assert await store.integrity_check() == "ok"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"streams", "sessions", "segments", "events"} <= tables
+
+
+async def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "ingest.db"
+    async with await Store.open(path) as store:
+        await store.create_stream(id="s1", name="one", key_hash="h1", playback_id="p1", now=1.0)
+    async with await Store.open(str(path)) as store:
+        assert (await store.get_stream("s1")) is not None
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await user_version(conn) == 1
+        assert await migrate(conn) == 1
+
+
+async def test_wal_and_pragmas(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "ingest.db") as store:
+        for conn in (store._writer, store._reader):
+            assert conn is not None
+            rows = list(await conn.execute_fetchall("PRAGMA journal_mode"))
+            assert rows[0][0] == "wal"
+            rows = list(await conn.execute_fetchall("PRAGMA foreign_keys"))
+            assert rows[0][0] == 1
+            rows = list(await conn.execute_fetchall("PRAGMA busy_timeout"))
+            assert rows[0][0] > 0
+        assert store._writer is not None
+        rows = list(await store._writer.execute_fetchall("PRAGMA synchronous"))
+        assert rows[0][0] == 1  # NORMAL
+    assert (tmp_path / "ingest.db-wal").exists() or (tmp_path / "ingest.db").exists()
+
+
+async def test_sessions_table_has_a_column_per_field(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "ingest.db") as store:
+        rows = await store._fetch("PRAGMA table_info(sessions)")
+    assert [r["name"] for r in rows] == [f.name for f in fields(SessionRecord)]
+
+
+async def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "ingest.db") as store:
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.insert_session(
+                SessionRecord(
+                    id="x", stream_id="nope", name="n", created_at=1, last_seen=1, updated_at=1
+                )
+            )
+        # The failed transaction was rolled back: the writer is usable again.
+        await store.create_stream(id="s", name="n", key_hash="h", playback_id="p", now=1.0)
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ingest.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaTooNew):
+        await Store.open(path)
+
+
+async def test_migrate_needs_autocommit(tmp_path: Path) -> None:
+    async with aiosqlite.connect(tmp_path / "x.db") as conn:
+        with pytest.raises(ValueError, match="isolation_level"):
+            await migrate(conn)
+
+
+def test_split_statements() -> None:
+    script = """
+    CREATE TABLE t (a TEXT DEFAULT 'x;y');
+    -- a comment
+    CREATE TRIGGER tr AFTER INSERT ON t BEGIN
+        UPDATE t SET a = 'z;'; SELECT 1;
+    END;
+    """
+    parts = split_statements(script)
+    assert len(parts) == 2
+    assert parts[0] == "CREATE TABLE t (a TEXT DEFAULT 'x;y');"
+    assert parts[1].endswith("END;")
+    with pytest.raises(ValueError, match="incomplete"):
+        split_statements("INSERT INTO t VALUES ('unterminated")

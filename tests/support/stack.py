@@ -1,0 +1,53 @@
+"""The server's RTMP side and ledger assembled in the test's event loop (no HTTP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.config import RtmpConfig
+from ingest.listener import RtmpServer
+from sessions.auth import KeyAuthorizer
+from sessions.manager import SessionManager
+from sessions.publishers import DuplicatePolicy, LivePublishers
+from sessions.streams import Streams
+from storage import Store
+
+
+@dataclass
+class Stack:
+    store: Store
+    manager: SessionManager
+    streams: Streams
+    authorizer: KeyAuthorizer
+    rtmp: RtmpServer
+
+    def url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp.port}/live/{key}"
+
+    async def close(self) -> None:
+        await self.manager.close()
+        await self.rtmp.close()
+        await self.store.close()
+
+
+async def start_stack(
+    tmp_path: Path,
+    *,
+    policy: DuplicatePolicy = "replace",
+    flush_interval: float = 0.2,
+    throttle_failures: int = 10,
+    **rtmp: Any,
+) -> Stack:
+    store = await Store.open(tmp_path / "ledger.db")
+    manager = SessionManager(store, flush_interval=flush_interval, rate_window=2.0)
+    await manager.start()
+    streams = Streams(store, on_disabled=manager.end_stream)
+    authorizer = KeyAuthorizer(
+        streams, store, reject_delay=(0.0, 0.0), throttle_failures=throttle_failures
+    )
+    publishers = LivePublishers(authorizer, manager, policy)
+    server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **rtmp), publishers, publishers)
+    await server.start()
+    return Stack(store, manager, streams, authorizer, server)
