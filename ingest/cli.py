@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ingest import __version__
+from ingest import __version__, admin_cli
 from ingest.config import Config, ConfigError, load_config
 from ingest.logs import configure_logging
 
@@ -23,14 +23,18 @@ def _parser() -> argparse.ArgumentParser:
         ("serve", "run the server (the default command)"),
         ("check-config", "validate the configuration and report every error"),
     ):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--config",
-            metavar="PATH",
-            default=os.environ.get("RTMP_INGEST_CONFIG"),
-            help="TOML config file (default: $RTMP_INGEST_CONFIG, else built-in defaults)",
-        )
+        _add_config(commands.add_parser(name, help=help_text))
+    admin_cli.add_commands(commands, _add_config)
     return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get("RTMP_INGEST_CONFIG"),
+        help="TOML config file (default: $RTMP_INGEST_CONFIG, else built-in defaults)",
+    )
 
 
 def _load(path: str | None) -> Config | None:
@@ -50,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check-config":
         print("configuration is valid")
         return 0
+    if command in ("streams", "sessions"):
+        return admin_cli.run(config, args)
     from ingest.app import serve
 
     configure_logging(config.log.level, config.log.format)

@@ -276,6 +276,7 @@ class SessionManager:
         if live is None:
             return False
         self._close(live, "kicked", "kicked by an operator")
+        await self._writes.join()  # so that a read after the answer sees the end
         return True
 
     async def end_stream(self, stream_id: str, reason: str = "key_disabled") -> bool:
@@ -284,6 +285,7 @@ class SessionManager:
         if live is None:
             return False
         self._close(live, reason, f"stream {reason.replace('_', ' ')}")
+        await self._writes.join()
         return True
 
     def _close(self, live: LivePublish, end_reason: str, why: str) -> None:

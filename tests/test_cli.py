@@ -48,9 +48,8 @@ def test_environment_overrides_reach_check_config() -> None:
     assert "RTMP_INGEST_RTMP_IDLE_TIMEOUT" in err
 
 
-async def test_serve_accepts_a_publisher_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[rtmp]\nlisten = "127.0.0.1:0"\n')
+async def _start_server(config: Path) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    """Start ``rtmp-ingest serve``; return it, its RTMP port and the stdout lines before it."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -61,19 +60,59 @@ async def test_serve_accepts_a_publisher_and_stops_cleanly_on_sigterm(tmp_path: 
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(30):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            assert line, "server exited before it was ready"
+            lines.append(line)
+            match = re.search(r"RTMP on [\d.]+:(\d+)", line)
+            if match:
+                return proc, int(match.group(1)), lines
+
+
+def _config(tmp_path: Path, **extra: str) -> Path:
+    config = tmp_path / "config.toml"
+    lines = [
+        "[rtmp]",
+        'listen = "127.0.0.1:0"',
+        "[http]",
+        'listen = "127.0.0.1:0"',
+        'public_rtmp_url = "rtmp://ingest.example/live"',
+        "[storage]",
+        f'data_dir = "{tmp_path / "data"}"',
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+async def test_serve_on_a_fresh_data_dir_prints_the_default_stream_once(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    proc, port, lines = await _start_server(config)
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        match = re.search(r"rtmp://[\d.]+:(\d+)/live", line)
-        assert match, line
+        text = "".join(lines)
+        assert "Server:     rtmp://ingest.example/live" in text
+        key = re.search(r"Stream Key: (\S+)", text)
+        assert key, text
         source = make_flv(tmp_path / "clip.flv", seconds=1)
-        url = f"rtmp://127.0.0.1:{match.group(1)}/live/secret-key-123"
+        url = f"rtmp://127.0.0.1:{port}/live/{key.group(1)}"
         assert await publish_with_ffmpeg(source, url) == 0
         await asyncio.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(proc.wait(), 20) == 0
+    assert proc.stderr is not None
     logs = (await proc.stderr.read()).decode()
     assert "event=publish_started" in logs
-    assert re.search(r"event=publish_ended .*cause=unpublished", logs), logs
-    assert "secret-key-123" not in logs, "stream keys never appear in logs"
+    assert re.search(r"event=session_ended .*end_reason=unpublished", logs), logs
+    assert key.group(1) not in logs, "stream keys never appear in logs"
+    token = (tmp_path / "data" / "admin_token").stat()
+    assert token.st_mode & 0o777 == 0o600
+    # A second start finds the stream and prints no key.
+    proc, _, lines = await _start_server(config)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+    assert "Stream Key" not in "".join(lines)

@@ -1,0 +1,339 @@
+"""What the operators' commands do (``rtmp-ingest streams ...``, ``sessions ...``).
+
+Streams change only through :class:`sessions.streams.Streams`. Output is an aligned table
+or a block for people (durations like ``1m05s``, bytes like ``12.3 MB``), or with
+``--json`` the same objects as the HTTP API. A stream key is printed
+only by ``streams create`` and ``streams rotate-key``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sessions.http.timefmt import format_display_time
+from sessions.http.views import as_json, session_view, stream_view
+from sessions.http.views import stream_with_key_view as key_view
+from sessions.streams import InvalidName, Streams
+from storage import SessionRecord, Store, StreamNameTaken, StreamRecord
+
+#: A command: it prints its result, or raises :class:`CommandError`.
+Command = Callable[["Admin", argparse.Namespace], Awaitable[None]]
+
+
+class CommandError(Exception):
+    """A failure to report on stderr (exit status 1)."""
+
+
+@dataclass(slots=True)
+class Admin:
+    """What every command works with."""
+
+    store: Store
+    streams: Streams
+    ingest_url: str
+    as_json: bool
+
+    async def stream(self, ref: str) -> StreamRecord:
+        stream = await self.streams.resolve(ref)
+        if stream is None:
+            raise CommandError(f"no stream named or with id {ref!r}")
+        return stream
+
+    async def is_live(self, stream: StreamRecord) -> bool:
+        return await self.store.active_session(stream.id) is not None
+
+    async def playback_id(self, stream_id: str) -> str | None:
+        stream = await self.store.get_stream(stream_id)
+        return None if stream is None else stream.playback_id
+
+
+def _emit(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _stream_status(stream: StreamRecord, live: bool) -> str:
+    if stream.disabled:
+        return "disabled"
+    return "live" if live else "idle"
+
+
+def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
+    return fields(
+        [
+            ("Name", stream.name),
+            ("ID", stream.id),
+            ("Playback ID", stream.playback_id),
+            ("Status", _stream_status(stream, live)),
+            ("Record", yes_no(stream.record)),
+            ("Server", admin.ingest_url),
+            ("Last seen", format_display_time(stream.last_seen)),
+            ("Created", format_display_time(stream.created_at)),
+            ("Updated", format_display_time(stream.updated_at)),
+        ]
+    )
+
+
+def _print_key(admin: Admin, stream: StreamRecord, key: str, live: bool, what: str) -> None:
+    if admin.as_json:
+        _emit(as_json(key_view(stream, key, ingest_url=admin.ingest_url, live=live)))
+        return
+    print(f"{what} {stream.name!r}.\n")
+    print(fields([("Server", admin.ingest_url), ("Stream Key", key)]))
+    print()
+    print(fields([("Name", stream.name), ("ID", stream.id), ("Playback ID", stream.playback_id)]))
+    print("\nThe stream key is shown only now: keep it secret, like a password.")
+
+
+# --- formatting for people ----------------------------------------------------------------
+
+_BYTE_UNITS = ("kB", "MB", "GB", "TB", "PB")
+
+
+def format_duration(seconds: float | None) -> str:
+    """``45s``, ``1m05s``, ``2h03m09s``; ``-`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    total = int(seconds + 0.5)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def format_bytes(count: int | None) -> str:
+    """``512 B``, ``12.3 MB`` (decimal units, as network rates are counted)."""
+    if count is None or count < 0:
+        return "-"
+    if count < 1000:
+        return f"{count} B"
+    value = float(count)
+    for unit in _BYTE_UNITS:
+        value /= 1000
+        if value < 999.95 or unit == _BYTE_UNITS[-1]:
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the last one is not padded."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in (headers, *rows):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def fields(pairs: Sequence[tuple[str, str]], indent: str = "") -> str:
+    """``Label:  value`` lines with the values lined up."""
+    width = max((len(label) for label, _ in pairs), default=0) + 1
+    return "\n".join(f"{indent}{(label + ':').ljust(width)}  {value}" for label, value in pairs)
+
+
+# --- streams ------------------------------------------------------------------------------
+
+
+async def streams_create(admin: Admin, args: argparse.Namespace) -> None:
+    try:
+        stream, key = await admin.streams.create(args.name, record=args.record)
+    except InvalidName as exc:
+        raise CommandError(f"invalid stream name: {exc}") from None
+    except StreamNameTaken:
+        raise CommandError(f"a stream named {args.name.strip()!r} already exists") from None
+    _print_key(admin, stream, key, False, "Created stream")
+
+
+async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
+    records, total = await admin.store.list_streams(offset=args.offset, limit=args.limit)
+    live = [await admin.is_live(stream) for stream in records]
+    if admin.as_json:
+        items = [
+            as_json(stream_view(s, ingest_url=admin.ingest_url, live=lv))
+            for s, lv in zip(records, live, strict=True)
+        ]
+        _emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
+        return
+    if not records:
+        print("No streams." if total == 0 else f"No streams at offset {args.offset} ({total}).")
+        return
+    rows = [
+        [
+            s.name,
+            s.id,
+            _stream_status(s, lv),
+            yes_no(s.record),
+            format_display_time(s.last_seen),
+            format_display_time(s.created_at),
+        ]
+        for s, lv in zip(records, live, strict=True)
+    ]
+    print(table(["NAME", "ID", "STATUS", "RECORD", "LAST SEEN (UTC)", "CREATED (UTC)"], rows))
+    _print_range(args.offset, len(records), total, "stream")
+
+
+async def streams_show(admin: Admin, args: argparse.Namespace) -> None:
+    stream = await admin.stream(args.ref)
+    live = await admin.is_live(stream)
+    if admin.as_json:
+        _emit(as_json(stream_view(stream, ingest_url=admin.ingest_url, live=live)))
+    else:
+        print(_stream_block(admin, stream, live))
+
+
+async def streams_rotate_key(admin: Admin, args: argparse.Namespace) -> None:
+    stream = await admin.stream(args.ref)
+    rotated = await admin.streams.rotate_key(stream.id)
+    if rotated is None:
+        raise CommandError(f"no stream named or with id {args.ref!r}")
+    stream, key = rotated
+    _print_key(admin, stream, key, await admin.is_live(stream), "New stream key for")
+    if not admin.as_json:
+        print("The old key no longer works; a live publisher keeps going until it reconnects.")
+
+
+async def _set_disabled(admin: Admin, ref: str, disabled: bool) -> None:
+    stream = await admin.stream(ref)
+    changed = await admin.streams.set_disabled(stream.id, disabled)
+    if changed is None:
+        raise CommandError(f"no stream named or with id {ref!r}")
+    if admin.as_json:
+        live = await admin.is_live(changed)
+        _emit(as_json(stream_view(changed, ingest_url=admin.ingest_url, live=live)))
+    else:
+        print(f"Stream {changed.name!r} {'disabled' if disabled else 'enabled'}.")
+
+
+async def streams_disable(admin: Admin, args: argparse.Namespace) -> None:
+    await _set_disabled(admin, args.ref, True)
+
+
+async def streams_enable(admin: Admin, args: argparse.Namespace) -> None:
+    await _set_disabled(admin, args.ref, False)
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def streams_delete(admin: Admin, args: argparse.Namespace) -> None:
+    stream = await admin.stream(args.ref)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"not deleting stream {stream.name!r} without confirmation: pass --yes"
+            )
+        if not _confirm(f"Delete stream {stream.name!r} ({stream.id})?"):
+            print("Not deleted.")
+            return
+    if not await admin.streams.delete(stream.id):
+        raise CommandError(f"no stream named or with id {args.ref!r}")
+    print(f"Deleted stream {stream.name!r}; its past sessions stay in the ledger.")
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+async def sessions_list(admin: Admin, args: argparse.Namespace) -> None:
+    stream_id = None if args.stream is None else (await admin.stream(args.stream)).id
+    records, total = await admin.store.list_sessions(
+        stream_id=stream_id, status=args.status, offset=args.offset, limit=args.limit
+    )
+    if admin.as_json:
+        items = [await _session_json(admin, record) for record in records]
+        _emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
+        return
+    if not records:
+        print("No sessions." if total == 0 else f"No sessions at offset {args.offset} ({total}).")
+        return
+    rows = [
+        [
+            s.id,
+            s.name,
+            s.status,
+            format_display_time(s.created_at),
+            format_duration(s.duration),
+            format_bytes(s.bytes_received),
+            s.end_reason or "-",
+        ]
+        for s in records
+    ]
+    headers = ["ID", "STREAM", "STATUS", "STARTED (UTC)", "DURATION", "BYTES", "END REASON"]
+    print(table(headers, rows))
+    _print_range(args.offset, len(records), total, "session")
+
+
+async def _session_json(admin: Admin, record: SessionRecord) -> dict[str, Any]:
+    return as_json(session_view(record, playback_id=await admin.playback_id(record.stream_id)))
+
+
+def _track_line(track: dict[str, Any]) -> str:
+    parts = [str(track.get("kind", "track")), str(track.get("codec", "?"))]
+    if track.get("width") and track.get("height"):
+        parts.append(f"{track['width']}x{track['height']}")
+    if track.get("fps"):
+        parts.append(f"{track['fps']} fps")
+    if track.get("sample_rate"):
+        parts.append(f"{track['sample_rate']} Hz")
+    if track.get("channels"):
+        parts.append(f"{track['channels']} ch")
+    if track.get("bitrate"):
+        parts.append(f"{int(track['bitrate']) // 1000} kb/s")
+    return " ".join(parts)
+
+
+async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
+    record = await admin.store.get_session(args.id)
+    if record is None:
+        raise CommandError(f"no session with id {args.id!r}")
+    if admin.as_json:
+        _emit(await _session_json(admin, record))
+        return
+    pairs = [
+        ("ID", record.id),
+        ("Stream", f"{record.name} ({record.stream_id})"),
+        ("Status", record.status),
+        ("Started", format_display_time(record.created_at) + " UTC"),
+        ("Ended", format_display_time(record.ended_at)),
+        ("End reason", record.end_reason or "-"),
+        ("Duration", format_duration(record.duration)),
+        ("Media duration", format_duration(record.media_duration)),
+        ("Bytes received", format_bytes(record.bytes_received)),
+        ("Ingest rate", f"{format_bytes(int(record.ingest_rate))}/s"),
+        ("Segments", f"{record.source_segments} ({format_bytes(record.source_bytes)})"),
+        ("Healthy", yes_no(record.is_healthy)),
+        ("Remote address", record.remote_addr or "-"),
+        ("Encoder", record.encoder or "-"),
+        ("Record", yes_no(record.record)),
+    ]
+    if record.err_message:
+        pairs.append(("Error", record.err_message))
+    print(fields(pairs))
+    for track in record.tracks:
+        print(f"  track: {_track_line(track)}")
+    for issue in record.issues:
+        print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
+
+
+def _print_range(offset: int, shown: int, total: int, noun: str) -> None:
+    if shown < total:
+        print(f"\n{offset + 1}-{offset + shown} of {total} {noun}s (--offset, --limit for more)")

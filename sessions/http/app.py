@@ -1,0 +1,102 @@
+"""The operators' HTTP API as an ASGI app: :func:`create_app` wires the routes to the store,
+the streams service and the live-session manager."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from ingest import __version__
+from ingest.config import Config
+from sessions.http import routes_sessions, routes_streams, schemas
+from sessions.http.deps import ApiContext, Context, LiveSessions, token_checker
+from sessions.http.errors import install_error_handlers
+from sessions.http.timefmt import round_seconds
+from sessions.http.views import ingest_url
+from sessions.streams import Streams
+from storage import Store
+
+_DESCRIPTION = """\
+Manage the streams publishers push to, and read the ledger of their publish sessions.
+
+Every endpoint but `/healthz` needs `Authorization: Bearer <admin token>`. Errors are
+`{"error": {"code": ..., "message": ...}}`. Times are ISO 8601 UTC with milliseconds;
+durations are seconds. Lists take `offset` and `limit` and report the `total`.
+"""
+
+
+def _system_routes(is_ready: Callable[[], bool]) -> tuple[APIRouter, APIRouter]:
+    """/healthz (open) and /api/status and /openapi.json (behind the token)."""
+    open_routes = APIRouter(tags=["system"])
+    guarded = APIRouter(tags=["system"])
+
+    @open_routes.get(
+        "/healthz",
+        summary="Liveness and readiness",
+        description='200 {"status": "ok"} once the server is ready, 503 before. No token.',
+        response_model=schemas.Health,
+        responses={503: {"model": schemas.Health, "description": "Still starting"}},
+    )
+    async def healthz() -> JSONResponse:
+        if is_ready():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "starting"}, status_code=503)
+
+    @guarded.get("/api/status", summary="Server status")
+    async def status(context: Context) -> schemas.ServerStatus:
+        return schemas.ServerStatus(
+            version=context.version,
+            uptime_seconds=round_seconds(max(0.0, context.clock() - context.live.started_at)),
+            live_sessions=len(context.live.live_sessions()),
+            ingest_rate=round_seconds(context.live.total_ingest_rate()),
+        )
+
+    return open_routes, guarded
+
+
+def create_app(
+    *,
+    store: Store,
+    streams: Streams,
+    live: LiveSessions,
+    config: Config,
+    admin_token: str,
+    is_ready: Callable[[], bool],
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``."""
+    app = FastAPI(
+        title="rtmp-ingest",
+        summary="Operators' API of a self-hosted RTMP ingest server.",
+        description=_DESCRIPTION,
+        version=__version__,
+        openapi_url=None,  # served below, behind the token
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = ApiContext(
+        store=store,
+        streams=streams,
+        live=live,
+        config=config,
+        ingest_url=ingest_url(config),
+        version=__version__,
+        clock=clock,
+    )
+    install_error_handlers(app)
+    guard = [Depends(token_checker(admin_token))]
+    open_routes, system = _system_routes(is_ready)
+    app.include_router(open_routes)
+    app.include_router(system, dependencies=guard)
+    app.include_router(routes_streams.router, dependencies=guard)
+    app.include_router(routes_sessions.router, dependencies=guard)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    return app

@@ -1,0 +1,193 @@
+"""Routes for streams: create, list, change, rotate the key, disable, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from sessions.http import schemas
+from sessions.http.deps import ApiContext, Context, PagingParams
+from sessions.http.errors import ApiError, not_found
+from sessions.http.routes_sessions import StatusFilter, session_page, session_views
+from sessions.http.views import stream_view, stream_with_key_view
+from sessions.streams import InvalidName
+from storage import StreamNameTaken
+from storage.models import StreamRecord
+
+router = APIRouter(tags=["streams"])
+
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **_UNAUTHORIZED,
+    404: {"model": schemas.ErrorBody, "description": "No such stream"},
+}
+_CHANGES: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"model": schemas.ErrorBody, "description": "The name is taken"},
+    422: {"model": schemas.ErrorBody, "description": "Invalid body"},
+}
+
+
+def _view(context: ApiContext, stream: StreamRecord) -> schemas.Stream:
+    live = context.live.live_session(stream.id) is not None
+    return stream_view(stream, ingest_url=context.ingest_url, live=live)
+
+
+def _with_key(context: ApiContext, stream: StreamRecord, key: str) -> schemas.StreamWithKey:
+    live = context.live.live_session(stream.id) is not None
+    return stream_with_key_view(stream, key, ingest_url=context.ingest_url, live=live)
+
+
+def _name_taken(name: str) -> ApiError:
+    return ApiError(409, "name_taken", f"a stream named {name!r} already exists")
+
+
+def _invalid_name(exc: InvalidName) -> ApiError:
+    return ApiError(422, "invalid_request", f"name: {exc}")
+
+
+async def _existing(context: ApiContext, stream_id: str) -> StreamRecord:
+    stream = await context.store.get_stream(stream_id)
+    if stream is None:
+        raise not_found("stream", stream_id)
+    return stream
+
+
+@router.get(
+    "/api/streams",
+    summary="List streams",
+    responses={
+        **_UNAUTHORIZED,
+        400: {"model": schemas.ErrorBody, "description": "Bad offset or limit"},
+    },
+)
+async def list_streams(context: Context, page: PagingParams) -> schemas.StreamPage:
+    records, total = await context.store.list_streams(offset=page.offset, limit=page.limit)
+    items = [_view(context, stream) for stream in records]
+    return schemas.StreamPage(items=items, total=total, offset=page.offset, limit=page.limit)
+
+
+@router.post(
+    "/api/streams",
+    status_code=201,
+    summary="Create a stream",
+    description="The answer carries the stream key: it is shown only here and on rotate-key.",
+    responses={k: v for k, v in _CHANGES.items() if k != 404},
+)
+async def create_stream(context: Context, body: schemas.StreamCreate) -> schemas.StreamWithKey:
+    try:
+        stream, key = await context.streams.create(body.name, record=body.record)
+    except InvalidName as exc:
+        raise _invalid_name(exc) from None
+    except StreamNameTaken:
+        raise _name_taken(body.name.strip()) from None
+    return _with_key(context, stream, key)
+
+
+@router.get("/api/streams/{stream_id}", summary="Get a stream", responses=_NOT_FOUND)
+async def get_stream(context: Context, stream_id: str) -> schemas.Stream:
+    return _view(context, await _existing(context, stream_id))
+
+
+@router.patch("/api/streams/{stream_id}", summary="Change a stream", responses=_CHANGES)
+async def update_stream(
+    context: Context, stream_id: str, body: schemas.StreamUpdate
+) -> schemas.Stream:
+    stream: StreamRecord | None = await _existing(context, stream_id)
+    if body.name is not None or body.record is not None:
+        try:
+            stream = await context.streams.update(stream_id, name=body.name, record=body.record)
+        except InvalidName as exc:
+            raise _invalid_name(exc) from None
+        except StreamNameTaken:
+            raise _name_taken((body.name or "").strip()) from None
+    if body.disabled is not None and stream is not None:
+        stream = await context.streams.set_disabled(stream_id, body.disabled)
+    if stream is None:
+        raise not_found("stream", stream_id)
+    return _view(context, stream)
+
+
+@router.delete(
+    "/api/streams/{stream_id}",
+    status_code=204,
+    summary="Delete a stream",
+    description="Ends its live session; its past sessions stay in the ledger.",
+    responses=_NOT_FOUND,
+)
+async def delete_stream(context: Context, stream_id: str) -> Response:
+    if not await context.streams.delete(stream_id):
+        raise not_found("stream", stream_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/streams/{stream_id}/rotate-key",
+    summary="Replace the stream key",
+    description="Answers with the new key (shown only here). A live publisher keeps going "
+    "until it reconnects, which then needs the new key.",
+    responses=_NOT_FOUND,
+)
+async def rotate_key(context: Context, stream_id: str) -> schemas.StreamWithKey:
+    rotated = await context.streams.rotate_key(stream_id)
+    if rotated is None:
+        raise not_found("stream", stream_id)
+    stream, key = rotated
+    return _with_key(context, stream, key)
+
+
+async def _set_disabled(context: ApiContext, stream_id: str, disabled: bool) -> schemas.Stream:
+    stream = await context.streams.set_disabled(stream_id, disabled)
+    if stream is None:
+        raise not_found("stream", stream_id)
+    return _view(context, stream)
+
+
+@router.post(
+    "/api/streams/{stream_id}/disable",
+    summary="Disable a stream",
+    description='Refuses its publishers and ends its live session ("key_disabled").',
+    responses=_NOT_FOUND,
+)
+async def disable_stream(context: Context, stream_id: str) -> schemas.Stream:
+    return await _set_disabled(context, stream_id, True)
+
+
+@router.post("/api/streams/{stream_id}/enable", summary="Enable a stream", responses=_NOT_FOUND)
+async def enable_stream(context: Context, stream_id: str) -> schemas.Stream:
+    return await _set_disabled(context, stream_id, False)
+
+
+@router.get(
+    "/api/streams/{stream_id}/sessions/active",
+    summary="The stream's live session",
+    responses={
+        **_UNAUTHORIZED,
+        404: {"model": schemas.ErrorBody, "description": "No such stream, or it is not live"},
+    },
+)
+async def active_session(context: Context, stream_id: str) -> schemas.Session:
+    await _existing(context, stream_id)
+    record = context.live.live_session(stream_id)
+    if record is None:
+        raise ApiError(404, "not_live", f"stream {stream_id!r} is not live")
+    return (await session_views(context, [record]))[0]
+
+
+@router.get(
+    "/api/streams/{stream_id}/sessions",
+    summary="The stream's sessions",
+    description="Newest first.",
+    responses={
+        **_NOT_FOUND,
+        400: {"model": schemas.ErrorBody, "description": "Bad query parameter"},
+    },
+)
+async def stream_sessions(
+    context: Context, stream_id: str, page: PagingParams, status: StatusFilter = None
+) -> schemas.SessionPage:
+    await _existing(context, stream_id)
+    return await session_page(context, page, stream_id=stream_id, status=status)

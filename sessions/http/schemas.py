@@ -1,0 +1,149 @@
+"""The JSON the operators' API speaks, as pydantic models (they make ``/openapi.json``).
+
+Times are ISO 8601 UTC strings with milliseconds; durations are float seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_TIME = "ISO 8601 UTC with milliseconds, e.g. 2026-11-21T19:24:10.123Z"
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class StreamCreate(BaseModel):
+    """A new stream."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(description="Unique, human-readable name (1-200 characters).")
+    record: bool = Field(False, description="Keep a recording of every session.")
+
+
+class StreamUpdate(BaseModel):
+    """Fields to change; those left out (or null) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(None, description="New unique name.")
+    record: bool | None = Field(None, description="Keep a recording of every session.")
+    disabled: bool | None = Field(
+        None, description="A disabled stream refuses publishers and ends its live session."
+    )
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+class Stream(BaseModel):
+    """A stream: where one encoder publishes, authenticated by its stream key."""
+
+    id: str
+    name: str
+    playback_id: str = Field(description="Random public id for playback; never the key.")
+    ingest_url: str = Field(description="RTMP server URL to paste into the encoder.")
+    playback_url: str | None = Field(description="HLS playback URL (null until available).")
+    disabled: bool
+    record: bool
+    status: Literal["idle", "live"]
+    is_active: bool = Field(description="True while a session is live.")
+    last_seen: str | None = Field(description=f"Last media received. {_TIME}")
+    created_at: str = Field(description=_TIME)
+    updated_at: str = Field(description=_TIME)
+
+
+class StreamWithKey(Stream):
+    """A stream with its key: only in the answers to create and rotate-key."""
+
+    stream_key: str = Field(description="The secret stream key. Shown only this once.")
+
+
+class Session(BaseModel):
+    """One publish, from its first media packet to its last."""
+
+    id: str
+    stream_id: str
+    name: str
+    status: Literal["live", "ended"]
+    created_at: str = Field(description=f"First media packet. {_TIME}")
+    ended_at: str | None = Field(description=f"Last media packet of an ended session. {_TIME}")
+    last_seen: str = Field(description=f"Last media packet. {_TIME}")
+    updated_at: str = Field(description=_TIME)
+    duration: float = Field(description="Seconds from the first to the last media packet.")
+    media_duration: float = Field(description="Span of the media timestamps, seconds.")
+    ingest_seconds: float
+    bytes_received: int = Field(description="Bytes read from the publisher's connection.")
+    media_bytes: int = Field(description="Audio and video payload bytes.")
+    ingest_rate: float = Field(description="Bytes per second over the recent window.")
+    tracks: list[dict[str, Any]]
+    is_healthy: bool
+    issues: list[dict[str, Any]] = Field(description="Coded problems: code, message, at.")
+    end_reason: str | None
+    err_message: str | None
+    remote_addr: str
+    encoder: str | None
+    source_segments: int
+    source_segments_duration: float
+    source_bytes: int
+    viewer_seconds: float
+    record: bool
+    recording_status: str | None
+    recording_url: str | None
+    mp4_url: str | None
+    playback_id: str | None = Field(description="Its stream's playback id (null if deleted).")
+
+
+class Page(BaseModel):
+    total: int = Field(description="Items matching, over all pages.")
+    offset: int
+    limit: int
+
+
+class StreamPage(Page):
+    items: list[Stream]
+
+
+class SessionPage(Page):
+    items: list[Session]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting"]
+
+
+class ServerStatus(BaseModel):
+    version: str
+    uptime_seconds: float
+    live_sessions: int
+    ingest_rate: float = Field(description="Bytes per second over all live sessions.")
+
+
+class Kicked(BaseModel):
+    kicked: bool
+    session_id: str
+
+
+class Analytics(BaseModel):
+    """Totals over the sessions created in [since, until) (null: unbounded)."""
+
+    count: int
+    total_ingest_seconds: float
+    total_bytes: int
+    total_viewer_seconds: float
+    since: str | None
+    until: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable code, e.g. not_found.")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: ErrorDetail

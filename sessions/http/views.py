@@ -1,0 +1,101 @@
+"""Records as JSON: the one place that shapes streams and sessions (API and CLI alike)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from pydantic import BaseModel
+
+from ingest.config import Config
+from sessions.http import schemas
+from sessions.http.timefmt import format_optional_time, format_time, round_seconds
+from storage.models import SessionRecord, StreamRecord
+
+
+def ingest_url(config: Config, port: int | None = None) -> str:
+    """The RTMP server URL publishers paste into their encoder (without the key);
+    ``port`` is the one actually bound, when ``rtmp.listen`` asked for any free one."""
+    if config.http.public_rtmp_url:
+        return config.http.public_rtmp_url
+    return f"rtmp://{socket.gethostname()}:{port or config.rtmp.port}/{config.rtmp.app}"
+
+
+def stream_view(stream: StreamRecord, *, ingest_url: str, live: bool) -> schemas.Stream:
+    """A stream as JSON; the key is never part of it (see :func:`stream_with_key_view`)."""
+    return schemas.Stream(**_stream_fields(stream, ingest_url=ingest_url, live=live))
+
+
+def stream_with_key_view(
+    stream: StreamRecord, key: str, *, ingest_url: str, live: bool
+) -> schemas.StreamWithKey:
+    """A stream with its new key: only right after create or rotate-key."""
+    fields = _stream_fields(stream, ingest_url=ingest_url, live=live)
+    return schemas.StreamWithKey(**fields, stream_key=key)
+
+
+def _stream_fields(stream: StreamRecord, *, ingest_url: str, live: bool) -> dict[str, Any]:
+    return {
+        "id": stream.id,
+        "name": stream.name,
+        "playback_id": stream.playback_id,
+        "ingest_url": ingest_url,
+        "playback_url": None,
+        "disabled": stream.disabled,
+        "record": stream.record,
+        "status": "live" if live else "idle",
+        "is_active": live,
+        "last_seen": format_optional_time(stream.last_seen),
+        "created_at": format_time(stream.created_at),
+        "updated_at": format_time(stream.updated_at),
+    }
+
+
+def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.Session:
+    """A session as JSON, with its stream's playback id (None once the stream is deleted)."""
+    return schemas.Session(
+        id=session.id,
+        stream_id=session.stream_id,
+        name=session.name,
+        status=session.status,
+        created_at=format_time(session.created_at),
+        ended_at=format_optional_time(session.ended_at),
+        last_seen=format_time(session.last_seen),
+        updated_at=format_time(session.updated_at),
+        duration=round_seconds(session.duration),
+        media_duration=round_seconds(session.media_duration),
+        ingest_seconds=round_seconds(session.ingest_seconds),
+        bytes_received=int(session.bytes_received),
+        media_bytes=int(session.media_bytes),
+        ingest_rate=round_seconds(session.ingest_rate),
+        tracks=[dict(track) for track in session.tracks],
+        is_healthy=session.is_healthy,
+        issues=[_issue(issue) for issue in session.issues],
+        end_reason=session.end_reason,
+        err_message=session.err_message,
+        remote_addr=session.remote_addr,
+        encoder=session.encoder,
+        source_segments=int(session.source_segments),
+        source_segments_duration=round_seconds(session.source_segments_duration),
+        source_bytes=int(session.source_bytes),
+        viewer_seconds=round_seconds(session.viewer_seconds),
+        record=session.record,
+        recording_status=session.recording_status,
+        recording_url=session.recording_url,
+        mp4_url=session.mp4_url,
+        playback_id=playback_id,
+    )
+
+
+def _issue(issue: dict[str, Any]) -> dict[str, Any]:
+    """An issue with its ``at`` (epoch seconds in the record) as an ISO time."""
+    shaped = dict(issue)
+    at = shaped.get("at")
+    if isinstance(at, int | float) and not isinstance(at, bool):
+        shaped["at"] = format_time(at)
+    return shaped
+
+
+def as_json(model: BaseModel) -> dict[str, Any]:
+    """A view as plain JSON-ready data (what the CLI prints with ``--json``)."""
+    return model.model_dump(mode="json")
