@@ -12,7 +12,7 @@ import pytest
 from bench.media import make_flv
 from ingest.config import Config
 from sessions.http import create_app
-from tests.support.media import publish_with_ffmpeg
+from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.stack import Stack, start_stack
 
 AUTH = {"Authorization": "Bearer e2e-token"}
@@ -92,21 +92,7 @@ async def test_kick_and_disable_through_the_api(
 ) -> None:
     created = (await api.post("/api/streams", json={"name": "cam"}, headers=AUTH)).json()
     source = make_flv(tmp_path / "clip.flv", seconds=20)
-    proc = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "quiet",
-        "-nostdin",
-        "-re",
-        "-i",
-        str(source),
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        stack.url(created["stream_key"]),
-    )
+    proc = await start_ffmpeg(source, stack.url(created["stream_key"]), realtime=True, quiet=True)
     active: dict[str, object] = {}
 
     async def is_live() -> bool:

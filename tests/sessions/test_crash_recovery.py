@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import Store
+from tests.support.media import start_ffmpeg
 from tests.test_cli import _config, _start_server
 
 
@@ -23,20 +24,8 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
 
     server, port, _ = await _start_server(config)
     source = make_flv(tmp_path / "clip.flv", seconds=30)
-    publisher = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "quiet",
-        "-nostdin",
-        "-re",
-        "-i",
-        str(source),
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        f"rtmp://127.0.0.1:{port}/live/{key}",
+    publisher = await start_ffmpeg(
+        source, f"rtmp://127.0.0.1:{port}/live/{key}", realtime=True, quiet=True
     )
     await asyncio.sleep(3.0)
     os.kill(server.pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ import pytest
 from bench.media import make_flv, read_flv_tags
 from ingest.rtmp.events import StatusReceived
 from storage.models import SessionRecord
-from tests.support.media import publish_with_ffmpeg
+from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
 
@@ -49,21 +49,7 @@ async def _live(stack: Stack, stream_id: str, timeout: float = 15.0) -> SessionR
 
 
 async def _ffmpeg(source: Path, url: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-re",
-        "-i",
-        str(source),
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        url,
-    )
+    return await start_ffmpeg(source, url, realtime=True)
 
 
 def _span(source: Path) -> tuple[float, dict[int, int]]:

@@ -10,7 +10,14 @@ import av
 
 from bench.media import FlvTag, make_flv, read_flv_tags
 
-__all__ = ["FlvTag", "make_flv", "publish_with_ffmpeg", "publish_with_pyav", "read_flv_tags"]
+__all__ = [
+    "FlvTag",
+    "make_flv",
+    "publish_with_ffmpeg",
+    "publish_with_pyav",
+    "read_flv_tags",
+    "start_ffmpeg",
+]
 
 
 def remux_with_pyav(source: Path, url: str) -> None:
@@ -36,26 +43,22 @@ async def publish_with_pyav(source: Path, url: str) -> int:
     return await proc.wait()
 
 
-async def publish_with_ffmpeg(source: Path, url: str, *, realtime: bool = False) -> int:
-    """Push ``source`` with the ``ffmpeg`` command line (``-c copy``, at the clip's own pace
-    with ``realtime``); returns its exit code."""
+async def start_ffmpeg(
+    source: Path, url: str, *, realtime: bool = False, quiet: bool = False
+) -> asyncio.subprocess.Process:
+    """Start pushing ``source`` with the ``ffmpeg`` command line (``-c copy``), at the
+    clip's own pace with ``realtime``; ``quiet`` hides even its error messages."""
     pace = ("-re",) if realtime else ()
-    proc = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        *pace,
-        "-i",
-        str(source),
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        url,
-    )
-    return await proc.wait()
+    level = "quiet" if quiet else "error"
+    return await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", level, "-nostdin", *pace,
+        "-i", str(source), "-c", "copy", "-f", "flv", url,
+    )  # fmt: skip
+
+
+async def publish_with_ffmpeg(source: Path, url: str, *, realtime: bool = False) -> int:
+    """Push ``source`` with the ``ffmpeg`` command line; returns its exit code."""
+    return await (await start_ffmpeg(source, url, realtime=realtime)).wait()
 
 
 if __name__ == "__main__":
