@@ -1,10 +1,18 @@
 """Running the server: the store, the session ledger, the RTMP listener and the HTTP API in
-one event loop, until SIGINT or SIGTERM."""
+one event loop, as a well-behaved daemon.
+
+Signals: SIGTERM/SIGINT stop gracefully (every live session ends as ``shutdown`` at its
+last packet, the store is flushed, exit 0); a second one forces an immediate exit (SQLite's
+journal keeps the store intact). SIGHUP re-reads the configuration and applies what can
+change live. Under systemd it reports ``READY=1`` once listening with crash recovery done,
+a ``STATUS=`` line, watchdog pings from the event loop, and ``RELOADING=1``/``STOPPING=1``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -15,9 +23,17 @@ from pathlib import Path
 
 import uvicorn
 
-from ingest.config import Config
+from ingest.config import Config, ConfigError, load_config
 from ingest.listener import RtmpServer
-from ingest.logs import log_event
+from ingest.logs import configure_logging, log_event
+from ingest.systemd import (
+    ActivatedSockets,
+    Notifier,
+    activated_sockets,
+    journal_stream,
+    run_watchdog,
+    watchdog_interval,
+)
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
 from sessions.http.views import ingest_url
@@ -29,6 +45,19 @@ from storage import Store
 logger = logging.getLogger("ingest.app")
 
 DEFAULT_STREAM = "default"
+#: Seconds between STATUS= refreshes under systemd.
+STATUS_INTERVAL = 5.0
+#: Keys a reload cannot apply to a running server.
+RESTART_KEYS = frozenset(
+    {
+        "rtmp.listen",
+        "http.listen",
+        "http.admin_token",
+        "http.public_rtmp_url",
+        "storage.data_dir",
+        "storage.database",
+    }
+)
 
 
 def database_path(config: Config) -> Path:
@@ -56,6 +85,21 @@ def admin_token(config: Config) -> str:
     return token
 
 
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """``section.key`` of every setting that differs."""
+    changed = []
+    for section in dataclasses.fields(old):
+        before, after = getattr(old, section.name), getattr(new, section.name)
+        for key in dataclasses.fields(before):
+            if getattr(before, key.name) != getattr(after, key.name):
+                changed.append(f"{section.name}.{key.name}")
+    return changed
+
+
+def _policy(config: Config) -> DuplicatePolicy:
+    return "reject" if config.sessions.duplicate_publish == "reject" else "replace"
+
+
 class _HttpServer(uvicorn.Server):
     """uvicorn in our loop: the signals are ours, not its."""
 
@@ -64,14 +108,112 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-async def _first_run(streams: Streams, store: Store, url: str) -> None:
+class IngestServer:
+    """Every part of a running server, started and stopped in order."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.ready = False
+        self.manager = SessionManager(
+            store,
+            flush_interval=config.sessions.flush_interval,
+            rate_window=config.sessions.rate_window,
+        )
+        self.streams = Streams(store, on_disabled=self.manager.end_stream)
+        self.authorizer = KeyAuthorizer(
+            self.streams,
+            store,
+            reject_delay=(config.sessions.reject_delay_min, config.sessions.reject_delay_max),
+            throttle_failures=config.sessions.throttle_failures,
+            throttle_window=config.sessions.throttle_window,
+        )
+        self.publishers = LivePublishers(self.authorizer, self.manager, _policy(config))
+        self.rtmp = RtmpServer(config.rtmp, self.publishers, self.publishers)
+        app = create_app(
+            store=store,
+            streams=self.streams,
+            live=self.manager,
+            config=config,
+            admin_token=admin_token(config),
+            is_ready=lambda: self.ready,
+        )
+        host, _, port = config.http.listen.rpartition(":")
+        self.http = _HttpServer(
+            uvicorn.Config(
+                app,
+                host=host.strip("[]") or "0.0.0.0",
+                port=int(port),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self, activated: ActivatedSockets | None) -> None:
+        await self.manager.start()
+        await self.rtmp.start(activated.rtmp if activated else ())
+        sockets = activated.http if activated and activated.http else None
+        self._http_task = asyncio.ensure_future(self.http.serve(sockets=sockets))
+        while not self.http.started and not self._http_task.done():
+            await asyncio.sleep(0.01)
+        if self._http_task.done():
+            self._http_task.result()
+            raise OSError(f"the HTTP API could not listen on {self.config.http.listen}")
+
+    @property
+    def http_addresses(self) -> list[str]:
+        return [
+            f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+            for server in self.http.servers
+            for s in server.sockets
+        ]
+
+    def status(self) -> str:
+        sessions = self.manager.live_sessions()
+        rate = sum(s.ingest_rate for s in sessions) * 8 / 1e6
+        return f"{len(sessions)} live sessions, ingest {rate:.1f} Mb/s"
+
+    def apply(self, config: Config) -> None:
+        """Apply what can change while running (everything but :data:`RESTART_KEYS`)."""
+        self.rtmp.apply(config.rtmp)
+        self.publishers.policy = _policy(config)
+        self.manager.flush_interval = config.sessions.flush_interval
+        self.manager.rate_window = config.sessions.rate_window
+        self.authorizer.reject_delay = (
+            config.sessions.reject_delay_min,
+            config.sessions.reject_delay_max,
+        )
+        self.authorizer.throttle_failures = config.sessions.throttle_failures
+        self.authorizer.throttle_window = config.sessions.throttle_window
+        configure_logging(config.log.level, config.log.format)
+        kept = {name: getattr(self.config, name) for name in ("http", "storage")}
+        self.config = dataclasses.replace(
+            config, rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen), **kept
+        )
+
+    async def stop(self) -> None:
+        self.ready = False
+        log_event(
+            logger, logging.INFO, "shutting_down", live_sessions=len(self.manager.live_sessions())
+        )
+        await self.manager.close()
+        await self.rtmp.close()
+        if self._http_task is not None:
+            self.http.should_exit = True
+            with contextlib.suppress(Exception):
+                await self._http_task
+
+
+async def _first_run(server: IngestServer, url: str) -> None:
     """On a fresh store, create the ``default`` stream and show its key once."""
-    _, total = await store.list_streams(limit=1)
+    _, total = await server.store.list_streams(limit=1)
     if total:
         return
-    stream, key = await streams.create(DEFAULT_STREAM)
+    stream, key = await server.streams.create(DEFAULT_STREAM)
     log_event(logger, logging.INFO, "stream_created", stream=stream.id, name=stream.name)
-    if os.environ.get("JOURNAL_STREAM"):
+    if journal_stream():
         # Stdout is the journal: keep the key out of it.
         print(
             f'Created stream "{DEFAULT_STREAM}". Its key is not shown here because this '
@@ -90,85 +232,101 @@ async def _first_run(streams: Streams, store: Store, url: str) -> None:
     )
 
 
-async def serve(config: Config) -> None:
+async def _reload(server: IngestServer, path: str | None, notifier: Notifier | None) -> None:
+    if notifier is not None:
+        await notifier.reloading()
+    try:
+        new = load_config(path)
+    except ConfigError as exc:
+        log_event(
+            logger,
+            logging.ERROR,
+            "reload_rejected",
+            errors="; ".join(exc.errors),
+            detail="the running configuration is kept",
+        )
+    else:
+        changed = changed_keys(server.config, new)
+        restart = [key for key in changed if key in RESTART_KEYS]
+        server.apply(new)
+        log_event(
+            logger,
+            logging.INFO,
+            "reloaded",
+            changed=",".join(k for k in changed if k not in RESTART_KEYS) or "-",
+            needs_restart=",".join(restart) or "-",
+        )
+    if notifier is not None:
+        await notifier.ready(server.status())
+
+
+async def _report_status(server: IngestServer, notifier: Notifier) -> None:
+    while True:
+        await asyncio.sleep(STATUS_INTERVAL)
+        await notifier.status(server.status())
+
+
+async def serve(config: Config, config_path: str | None = None) -> None:
     """Run until SIGINT or SIGTERM, then end every session as ``shutdown`` and return."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    hup: asyncio.Queue[None] = asyncio.Queue()
+
+    def on_stop() -> None:
+        if stop.is_set():
+            # A second signal: go now. SQLite's journal keeps the store consistent.
+            log_event(logger, logging.WARNING, "forced_exit")
+            sys.stderr.flush()
+            os._exit(1)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    ready = False
+        loop.add_signal_handler(sig, on_stop)
+    loop.add_signal_handler(signal.SIGHUP, hup.put_nowait, None)
+    notifier = await Notifier.from_environ()
+    activated = activated_sockets()
     store = await Store.open(database_path(config))
-    manager = SessionManager(
-        store,
-        flush_interval=config.sessions.flush_interval,
-        rate_window=config.sessions.rate_window,
-    )
-    streams = Streams(store, on_disabled=manager.end_stream)
-    authorizer = KeyAuthorizer(
-        streams,
-        store,
-        reject_delay=(config.sessions.reject_delay_min, config.sessions.reject_delay_max),
-        throttle_failures=config.sessions.throttle_failures,
-        throttle_window=config.sessions.throttle_window,
-    )
-    policy: DuplicatePolicy = (
-        "reject" if config.sessions.duplicate_publish == "reject" else "replace"
-    )
-    publishers = LivePublishers(authorizer, manager, policy)
-    rtmp = RtmpServer(config.rtmp, publishers, publishers)
-    app = create_app(
-        store=store,
-        streams=streams,
-        live=manager,
-        config=config,
-        admin_token=admin_token(config),
-        is_ready=lambda: ready,
-    )
-    http_host, _, http_port = config.http.listen.rpartition(":")
-    http = _HttpServer(
-        uvicorn.Config(
-            app,
-            host=http_host.strip("[]") or "0.0.0.0",
-            port=int(http_port),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    http_task: asyncio.Task[None] | None = None
+    server = IngestServer(config, store)
+    background: list[asyncio.Task[None]] = []
     try:
-        await manager.start()
-        await rtmp.start()
-        http_task = asyncio.ensure_future(http.serve())
-        while not http.started and not http_task.done():
-            await asyncio.sleep(0.01)
-        if http_task.done():
-            http_task.result()
-            raise OSError(f"the HTTP API could not listen on {config.http.listen}")
-        url = ingest_url(config, rtmp.port)
-        await _first_run(streams, store, url)
-        ready = True
-        http_addresses = [
-            f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-            for server in http.servers
-            for s in server.sockets
-        ]
+        await server.start(activated)
+        url = ingest_url(config, server.rtmp.port)
+        await _first_run(server, url)
+        server.ready = True
         print(f"Publish to {url}/<stream key>", flush=True)
         print(
-            f"RTMP on {' '.join(rtmp.addresses)}; HTTP API on {' '.join(http_addresses)}",
+            f"RTMP on {' '.join(server.rtmp.addresses)}; "
+            f"HTTP API on {' '.join(server.http_addresses)}",
             flush=True,
         )
-        await stop.wait()
+        if notifier is not None:
+            await notifier.ready(server.status())
+            background.append(asyncio.ensure_future(_report_status(server, notifier)))
+            interval = watchdog_interval()
+            if interval is not None:
+                background.append(asyncio.ensure_future(run_watchdog(notifier, interval)))
+        while not stop.is_set():
+            wait_stop = asyncio.ensure_future(stop.wait())
+            wait_hup = asyncio.ensure_future(hup.get())
+            await asyncio.wait({wait_stop, wait_hup}, return_when=asyncio.FIRST_COMPLETED)
+            wait_stop.cancel()
+            if wait_hup.done() and not stop.is_set():
+                await _reload(server, config_path, notifier)
+            else:
+                wait_hup.cancel()
     finally:
-        ready = False
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        log_event(logger, logging.INFO, "shutting_down", live_sessions=len(manager.live_sessions()))
-        await manager.close()
-        await rtmp.close()
-        if http_task is not None:
-            http.should_exit = True
-            with contextlib.suppress(Exception):
-                await http_task
+        # A signal during shutdown still forces the exit.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_stop)
+        if notifier is not None:
+            await notifier.stopping()
+        await server.stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await store.close()
+        if notifier is not None:
+            notifier.close()
         sys.stdout.flush()

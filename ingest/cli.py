@@ -48,7 +48,8 @@ def _load(path: str | None) -> Config | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
-    config = _load(getattr(args, "config", None) or os.environ.get("RTMP_INGEST_CONFIG"))
+    config_path = getattr(args, "config", None) or os.environ.get("RTMP_INGEST_CONFIG")
+    config = _load(config_path)
     if config is None:
         return 2
     if command == "check-config":
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(config.log.level, config.log.format)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, config_path))
     except OSError as exc:
         print(f"rtmp-ingest: cannot serve: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+import socket
+from collections.abc import Sequence
 
 from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
@@ -301,31 +302,50 @@ class RtmpServer:
         self.authorizer = authorizer
         self.handler = handler
         self.connections: set[RtmpProtocol] = set()
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._idle = asyncio.Event()
 
-    async def start(self, **kwargs: Any) -> None:
+    async def start(self, sockets: Sequence[socket.socket] = ()) -> None:
+        """Listen on ``rtmp.listen``, or on already-bound ``sockets`` (socket activation)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: RtmpProtocol(self),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            backlog=1024,
-            **kwargs,
-        )
+        if sockets:
+            for sock in sockets:
+                self._servers.append(
+                    await loop.create_server(lambda: RtmpProtocol(self), sock=sock)
+                )
+        else:
+            self._servers.append(
+                await loop.create_server(
+                    lambda: RtmpProtocol(self),
+                    self.config.host,
+                    self.config.port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+            )
         log_event(logger, logging.INFO, "rtmp_listening", addresses=" ".join(self.addresses))
+
+    def apply(self, config: RtmpConfig) -> None:
+        """Take new settings without a restart: limits and timeouts apply to connections
+        made from now on; the idle timeout also to the open ones. (``listen`` needs a
+        restart.)"""
+        self.config = config
+        self.limits = config.limits()
+        for proto in self.connections:
+            if proto.conn is not None:
+                proto.conn.idle_timeout = config.idle_timeout
 
     @property
     def addresses(self) -> list[str]:
-        if self._server is None:
-            return []
-        return [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in self._server.sockets]
+        return [
+            f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+            for server in self._servers
+            for s in server.sockets
+        ]
 
     @property
     def port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        port: int = self._server.sockets[0].getsockname()[1]
+        port: int = self._servers[0].sockets[0].getsockname()[1]
         return port
 
     def notify_closed(self) -> None:
@@ -334,8 +354,8 @@ class RtmpServer:
 
     async def close(self, reason: str = "server shutting down") -> None:
         """Stop accepting, end every connection, and wait for them to go."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for proto in list(self.connections):
             proto.close(reason)
         if self.connections:
@@ -345,5 +365,5 @@ class RtmpServer:
             except TimeoutError:
                 for proto in list(self.connections):
                     proto._abort()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()

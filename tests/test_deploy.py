@@ -1,0 +1,183 @@
+"""The systemd units in deploy/: what they say, and that systemd itself accepts them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ingest.config import load_config, parse_listen
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+SERVICE = "rtmp-ingest.service"
+SOCKETS = ("rtmp-ingest-rtmp.socket", "rtmp-ingest-http.socket")
+UNITS = (SERVICE, *SOCKETS)
+INSTALLED_BINARY = "/opt/rtmp-ingest/venv/bin/rtmp-ingest"
+EXEC_START = f"{INSTALLED_BINARY} serve --config ${{CONFIGURATION_DIRECTORY}}/config.toml"
+
+#: What systemd says about settings it does not understand or cannot use.
+_COMPLAINTS = re.compile(
+    r"unknown (key|section|lvalue)|ignoring|failed to parse|invalid|not found|"
+    r"unsupported|deprecated|obsolete",
+    re.IGNORECASE,
+)
+
+
+def _settings(name: str) -> list[tuple[str, str, str]]:
+    """(section, key, value) for every assignment in a unit file, in order."""
+    section = ""
+    found: list[tuple[str, str, str]] = []
+    for raw in (DEPLOY / name).read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, sep, value = line.partition("=")
+        assert sep, f"{name}: not an assignment: {raw!r}"
+        found.append((section, key.strip(), value.strip()))
+    return found
+
+
+def _values(name: str, section: str, key: str) -> list[str]:
+    return [v for s, k, v in _settings(name) if (s, k) == (section, key)]
+
+
+def _one(name: str, section: str, key: str) -> str:
+    values = _values(name, section, key)
+    assert len(values) == 1, f"{name}: [{section}] {key}= set {len(values)} times"
+    return values[0]
+
+
+def _systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        pytest.fail("systemd-analyze is missing: install Debian's systemd package")
+    return found
+
+
+def _test_binary() -> str:
+    """An executable that exists here, to stand in for the installed rtmp-ingest."""
+    beside = Path(sys.executable).parent / "rtmp-ingest"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("rtmp-ingest") or sys.executable
+
+
+@pytest.fixture
+def unit_dir(tmp_path: Path) -> Path:
+    """Copies of the units, with ExecStart pointing at a binary that exists here (verify
+    checks that it does)."""
+    for name in UNITS:
+        text = (DEPLOY / name).read_text()
+        if name == SERVICE:
+            assert INSTALLED_BINARY in text
+            text = text.replace(INSTALLED_BINARY, _test_binary())
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_service_runs_the_installed_binary_with_the_config_directory() -> None:
+    assert _one(SERVICE, "Service", "ExecStart") == EXEC_START
+    assert _one(SERVICE, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert _one(SERVICE, "Service", "ConfigurationDirectory") == "rtmp-ingest"
+    assert _one(SERVICE, "Service", "StateDirectory") == "rtmp-ingest"
+    assert _one(SERVICE, "Service", "WorkingDirectory") == "%S/rtmp-ingest"
+    assert _values(SERVICE, "Service", "Environment") == [
+        "RTMP_INGEST_STORAGE_DATA_DIR=%S/rtmp-ingest"
+    ]
+
+
+def test_service_notifies_and_is_watched() -> None:
+    assert _one(SERVICE, "Service", "Type") == "notify"
+    assert _one(SERVICE, "Service", "NotifyAccess") == "main"
+    assert _one(SERVICE, "Service", "WatchdogSec") == "30"
+    assert _one(SERVICE, "Service", "Restart") == "on-failure"
+    assert _one(SERVICE, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_service_hardening() -> None:
+    for key, value in {
+        "DynamicUser": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "AmbientCapabilities": "",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "SystemCallArchitectures": "native",
+        "MemoryDenyWriteExecute": "yes",
+        "UMask": "0077",
+    }.items():
+        assert _one(SERVICE, "Service", key) == value, key
+    assert _values(SERVICE, "Service", "SystemCallFilter") == [
+        "@system-service",
+        "~@privileged @resources",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "port", "fd_name"), [(SOCKETS[0], "1935", "rtmp"), (SOCKETS[1], "8080", "http")]
+)
+def test_sockets_name_their_descriptor_for_the_service(name: str, port: str, fd_name: str) -> None:
+    assert _one(name, "Socket", "ListenStream") == port
+    assert _one(name, "Socket", "FileDescriptorName") == fd_name
+    assert _one(name, "Socket", "Service") == SERVICE
+    assert _values(name, "Socket", "Accept") in ([], ["no"])
+    assert _one(name, "Install", "WantedBy") == "sockets.target"
+
+
+def test_example_config_is_valid() -> None:
+    path = DEPLOY / "config.toml"
+    with path.open("rb") as fh:
+        tomllib.load(fh)
+    config = load_config(path, environ={})
+    assert config.rtmp.port == 1935
+    assert parse_listen(config.http.listen)[1] == 8080
+    assert config.storage.data_dir == "/var/lib/rtmp-ingest"
+
+
+def test_systemd_analyze_verify(unit_dir: Path) -> None:
+    proc = subprocess.run(
+        [_systemd_analyze(), "verify", "--man=no", *(str(unit_dir / n) for n in UNITS)],
+        capture_output=True,
+        text=True,
+        cwd=unit_dir,
+        timeout=120,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    print(output)
+    assert proc.returncode == 0, output
+    complaints = [line for line in output.splitlines() if _COMPLAINTS.search(line)]
+    assert not complaints, output
+
+
+def test_systemd_analyze_security(unit_dir: Path) -> None:
+    proc = subprocess.run(
+        [_systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit_dir / SERVICE)],
+        capture_output=True,
+        text=True,
+        cwd=unit_dir,
+        timeout=120,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0 and "offline" in output.lower():
+        print(f"systemd-analyze security --offline is not supported here:\n{output}")
+        return
+    assert proc.returncode == 0, output
+    match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?) (\w+)", output)
+    assert match, output
+    score = float(match.group(1))
+    print(f"systemd-analyze security: exposure {score} {match.group(2)}")
+    assert score < 3.0, output
+    assert match.group(2) in ("OK", "SAFE", "PERFECT"), output
