@@ -198,6 +198,7 @@ class IngestServer:
         log_event(
             logger, logging.INFO, "shutting_down", live_sessions=len(self.manager.live_sessions())
         )
+        self.rtmp.stop_accepting()
         await self.manager.close()
         await self.rtmp.close()
         if self._http_task is not None:

@@ -352,10 +352,14 @@ class RtmpServer:
         if not self.connections:
             self._idle.set()
 
-    async def close(self, reason: str = "server shutting down") -> None:
-        """Stop accepting, end every connection, and wait for them to go."""
+    def stop_accepting(self) -> None:
+        """Take no new connections (the open ones go on)."""
         for server in self._servers:
             server.close()
+
+    async def close(self, reason: str = "server shutting down") -> None:
+        """Stop accepting, end every connection, and wait for them to go."""
+        self.stop_accepting()
         for proto in list(self.connections):
             proto.close(reason)
         if self.connections:

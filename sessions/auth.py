@@ -25,6 +25,8 @@ from storage import Store
 logger = logging.getLogger("sessions.auth")
 
 BAD_KEY = "NetStream.Publish.BadName"
+#: Addresses with recent refusals kept before the aged-out ones are swept.
+_MAX_TRACKED = 10_000
 DENIED = "NetStream.Publish.Denied"
 
 
@@ -58,6 +60,16 @@ class KeyAuthorizer:
         self._failures: dict[str, deque[float]] = {}
         self._throttle_logged: dict[str, float] = {}
 
+    def _forget_old(self) -> None:
+        """Drop addresses whose refusals all aged out (bounds memory under a spray of
+        addresses)."""
+        for address in list(self._failures):
+            self.throttled(address)
+        horizon = self.clock() - self.throttle_window
+        for address, at in list(self._throttle_logged.items()):
+            if at <= horizon:
+                del self._throttle_logged[address]
+
     def throttled(self, address: str) -> bool:
         failures = self._failures.get(address)
         if failures is None:
@@ -90,6 +102,8 @@ class KeyAuthorizer:
     async def _refuse(
         self, attempt: PublishAttempt, address: str, code: str, reason: str, stream_id: str | None
     ) -> Decision:
+        if len(self._failures) >= _MAX_TRACKED:
+            self._forget_old()
         self._failures.setdefault(address, deque()).append(self.clock())
         await self.store.log_event(
             "publish_rejected",
