@@ -11,6 +11,7 @@ a ``STATUS=`` line, watchdog pings from the event loop, and ``RELOADING=1``/``ST
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -20,6 +21,7 @@ import signal
 import sys
 from collections.abc import Generator
 from pathlib import Path
+from typing import Literal
 
 import uvicorn
 
@@ -36,20 +38,30 @@ from ingest.systemd import (
 )
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
-from sessions.http.views import ingest_url
+from sessions.http.views import ingest_url, public_http_url
 from sessions.manager import SessionManager
+from sessions.playback import Playback
 from sessions.publishers import DuplicatePolicy, LivePublishers
+from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
 from storage import Store
 
 logger = logging.getLogger("ingest.app")
 
 DEFAULT_STREAM = "default"
+#: Seconds between sweeps for recordings past their retention.
+RETENTION_SWEEP_INTERVAL = 3600.0
 #: Seconds between STATUS= refreshes under systemd.
 STATUS_INTERVAL = 5.0
 #: Keys a reload cannot apply to a running server.
 RESTART_KEYS = frozenset(
     {
+        "hls.enabled",
+        "hls.target_duration",
+        "hls.segment_format",
+        "hls.window",
+        "hls.workers",
+        "http.public_url",
         "rtmp.listen",
         "http.listen",
         "http.admin_token",
@@ -85,6 +97,16 @@ def admin_token(config: Config) -> str:
     return token
 
 
+def media_root(config: Config) -> Path:
+    """Where sessions' segments, playlists and recordings go."""
+    return Path(config.storage.data_dir) / "media"
+
+
+def _segment_format(config: Config) -> Literal["auto", "mpegts", "fmp4"]:
+    value = config.hls.segment_format
+    return "mpegts" if value == "mpegts" else "fmp4" if value == "fmp4" else "auto"
+
+
 def changed_keys(old: Config, new: Config) -> list[str]:
     """``section.key`` of every setting that differs."""
     changed = []
@@ -115,11 +137,28 @@ class IngestServer:
         self.config = config
         self.store = store
         self.ready = False
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=config.hls.workers, thread_name_prefix="media"
+        )
+        public_url = public_http_url(config)
+        media = None
+        if config.hls.enabled:
+            media = MediaSettings(
+                root=media_root(config),
+                executor=self.executor,
+                public_url=public_url,
+                target_duration=config.hls.target_duration,
+                segment_format=_segment_format(config),
+                window=config.hls.window,
+            )
         self.manager = SessionManager(
             store,
             flush_interval=config.sessions.flush_interval,
             rate_window=config.sessions.rate_window,
+            media=media,
         )
+        self.playback = Playback(store, self.manager, media_root(config))
+        self.retention_days = config.hls.retention_days
         self.streams = Streams(store, on_disabled=self.manager.end_stream)
         self.authorizer = KeyAuthorizer(
             self.streams,
@@ -137,6 +176,8 @@ class IngestServer:
             config=config,
             admin_token=admin_token(config),
             is_ready=lambda: self.ready,
+            playback=self.playback if config.hls.enabled else None,
+            playback_base=public_url,
         )
         host, _, port = config.http.listen.rpartition(":")
         self.http = _HttpServer(
@@ -150,9 +191,33 @@ class IngestServer:
             )
         )
         self._http_task: asyncio.Task[None] | None = None
+        self._viewer_task: asyncio.Task[None] | None = None
+
+    async def _flush_viewers(self) -> None:
+        """Write viewer seconds every flush interval; sweep old recordings hourly."""
+        swept_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.playback.flush()
+                if loop.time() - swept_at >= RETENTION_SWEEP_INTERVAL:
+                    swept_at = loop.time()
+                    removed = await self.manager.sweep_recordings(self.retention_days)
+                    if removed:
+                        log_event(
+                            logger,
+                            logging.INFO,
+                            "recordings_deleted",
+                            count=removed,
+                            older_than_days=self.retention_days,
+                        )
+            except Exception as exc:
+                log_event(logger, logging.ERROR, "housekeeping_failed", exc_info=exc)
+            await asyncio.sleep(self.manager.flush_interval)
 
     async def start(self, activated: ActivatedSockets | None) -> None:
         await self.manager.start()
+        self._viewer_task = asyncio.ensure_future(self._flush_viewers())
         await self.rtmp.start(activated.rtmp if activated else ())
         sockets = activated.http if activated and activated.http else None
         self._http_task = asyncio.ensure_future(self.http.serve(sockets=sockets))
@@ -187,8 +252,9 @@ class IngestServer:
         )
         self.authorizer.throttle_failures = config.sessions.throttle_failures
         self.authorizer.throttle_window = config.sessions.throttle_window
+        self.retention_days = config.hls.retention_days
         configure_logging(config.log.level, config.log.format)
-        kept = {name: getattr(self.config, name) for name in ("http", "storage")}
+        kept = {name: getattr(self.config, name) for name in ("http", "hls", "storage")}
         self.config = dataclasses.replace(
             config, rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen), **kept
         )
@@ -205,6 +271,10 @@ class IngestServer:
             self.http.should_exit = True
             with contextlib.suppress(Exception):
                 await self._http_task
+        if self._viewer_task is not None:
+            self._viewer_task.cancel()
+        await self.playback.flush()
+        self.executor.shutdown(wait=True)
 
 
 async def _first_run(server: IngestServer, url: str) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "ENV_PREFIX",
     "Config",
     "ConfigError",
+    "HlsConfig",
     "HttpConfig",
     "LogConfig",
     "RtmpConfig",
@@ -239,6 +240,27 @@ class HttpConfig:
     #: The ingest URL shown to publishers, e.g. "rtmp://ingest.example.com/live". Empty:
     #: rtmp://<this host's name>:<rtmp port>/<app>.
     public_rtmp_url: str = _key("")
+    #: The base URL viewers reach playback at, e.g. "https://live.example.com". Empty:
+    #: http://<this host's name>:<http port>.
+    public_url: str = _key("")
+
+
+@dataclass(frozen=True, slots=True)
+class HlsConfig:
+    """Live HLS segmenting (stream copy with PyAV), recordings and playback."""
+
+    #: Segment every live session into HLS.
+    enabled: bool = _key(True)
+    #: Seconds a segment aims for; segments are cut at the first keyframe after it.
+    target_duration: float = _key(2.0, _positive)
+    #: "auto" (MPEG-TS for H.264/AAC, fMP4 for HEVC, AV1, VP9, Opus), "mpegts" or "fmp4".
+    segment_format: str = _key("auto", _one_of("auto", "mpegts", "fmp4"))
+    #: Segments listed in the live playlist; older ones are deleted unless recorded.
+    window: int = _key(6, _positive)
+    #: Days a recording is kept after its session ends; 0 keeps them forever.
+    retention_days: int = _key(0, _non_negative)
+    #: Threads that run the segmenters (PyAV and disk work never run on the event loop).
+    workers: int = _key(4, _positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +280,7 @@ class Config:
     rtmp: RtmpConfig = field(default_factory=RtmpConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    hls: HlsConfig = field(default_factory=HlsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

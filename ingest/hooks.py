@@ -48,6 +48,9 @@ class Decision:
     reason: str = ""
     stream_id: str | None = None
     stream_name: str | None = None
+    #: The stream's playback id (where its HLS goes) and whether it records.
+    playback_id: str | None = None
+    record: bool = False
 
 
 class PublishAuthorizer(Protocol):

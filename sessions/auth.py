@@ -97,7 +97,13 @@ class KeyAuthorizer:
             stream_id=stream.id,
             remote_addr=attempt.remote_addr,
         )
-        return Decision(True, stream_id=stream.id, stream_name=stream.name)
+        return Decision(
+            True,
+            stream_id=stream.id,
+            stream_name=stream.name,
+            playback_id=stream.playback_id,
+            record=stream.record,
+        )
 
     async def _refuse(
         self, attempt: PublishAttempt, address: str, code: str, reason: str, stream_id: str | None

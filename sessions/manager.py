@@ -18,12 +18,16 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
+from sessions.hls import SegmentInfo
 from sessions.publishers import REPLACED_REASON
+from sessions.recording import close_playlists, delete_media
+from sessions.segmenting import MediaSettings, SessionMedia
 from storage import Store
 from storage.models import SessionRecord
 
@@ -61,7 +65,10 @@ class LivePublish:
         self.base_bytes = base_bytes
         #: Whether the stream is a row in the store (and so can be disabled or deleted).
         self.stored_stream = False
+        self.playback_id: str | None = None
+        self.recorded = False
         self.record: SessionRecord | None = None
+        self.output: SessionMedia | None = None
         self.account = MediaAccount()
         self.encoder = attempt.encoder
         self.first_media = 0.0
@@ -79,6 +86,8 @@ class LivePublish:
             self.record = self.manager._open(self, now)
         self.last_media = now
         self.account.add(event)
+        if self.output is not None:
+            self.output.feed(event.message_type, event.timestamp, event.payload, now)
 
     def metadata(self, event: MetadataReceived) -> None:
         encoder = event.values.get("encoder")
@@ -107,6 +116,9 @@ class LivePublish:
         record.media_bytes = self.account.media_bytes
         record.tracks = self.account.tracks_list()
         record.updated_at = now
+        if self.output is not None and self.output.segmenter.issues:
+            record.issues = list(self.output.segmenter.issues)
+            record.is_healthy = False
         if not sample:
             return
         samples = self._rate_samples
@@ -128,8 +140,10 @@ class SessionManager:
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
         rate_window: float = 5.0,
+        media: MediaSettings | None = None,
     ) -> None:
         self.store = store
+        self.media = media
         self.clock = clock
         self.flush_interval = flush_interval
         self.rate_window = rate_window
@@ -139,6 +153,8 @@ class SessionManager:
         self._published_on: weakref.WeakSet[object] = weakref.WeakSet()
         self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Sessions whose segmenter or recording is still being finished.
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> list[SessionRecord]:
         """Close what a crash left open (as ``server_restart``), then start flushing."""
@@ -152,11 +168,60 @@ class SessionManager:
                 stream=record.stream_id,
                 end_reason="server_restart",
             )
+            await self._finish_recovered(record)
         self._tasks = [
             asyncio.ensure_future(self._writer()),
             asyncio.ensure_future(self._flusher()),
         ]
         return recovered
+
+    async def _finish_recovered(self, record: SessionRecord) -> None:
+        """Close the playlists a crash left open, and make the recording it missed."""
+        if self.media is None:
+            return
+        stream = await self.store.get_stream(record.stream_id)
+        if stream is None:
+            return
+        folder = self.media.folder(stream.playback_id, record.id)
+        if not folder.is_dir():
+            return
+        close_playlists(folder)
+        if record.record and record.recording_status in (None, "waiting"):
+            record.recording_status = "waiting"
+            record.recording_url = self.media.recording_url(stream.playback_id, record.id)
+            record.mp4_url = self.media.mp4_url(stream.playback_id, record.id)
+            await self.store.save_sessions([record])
+            task = asyncio.ensure_future(self._make_recording(self.media, folder, record))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+
+    async def sweep_recordings(self, days: int) -> int:
+        """Delete recordings of sessions that ended more than ``days`` days ago."""
+        if self.media is None or days <= 0:
+            return 0
+        cutoff = self.clock() - days * 86400
+        removed = 0
+        offset = 0
+        while True:
+            page, _ = await self.store.list_sessions(
+                status="ended", until=cutoff, offset=offset, limit=500
+            )
+            if not page:
+                return removed
+            offset += len(page)
+            for record in page:
+                if not record.record or record.recording_status == "deleted":
+                    continue
+                if record.ended_at is None or record.ended_at >= cutoff:
+                    continue
+                stream = await self.store.get_stream(record.stream_id)
+                playback_id = stream.playback_id if stream is not None else None
+                if playback_id is not None:
+                    delete_media(self.media.folder(playback_id, record.id))
+                record.recording_status = "deleted"
+                record.recording_url = record.mp4_url = None
+                await self.store.save_sessions([record])
+                removed += 1
 
     # -- PublishHandler -----------------------------------------------------------------
 
@@ -170,6 +235,8 @@ class SessionManager:
             self, attempt, control, stream_id, decision.stream_name or stream_id, base
         )
         live.stored_stream = decision.stream_id is not None
+        live.playback_id = decision.playback_id
+        live.recorded = decision.record
         self._by_stream[stream_id] = live
         return live
 
@@ -184,7 +251,16 @@ class SessionManager:
             remote_addr=live.attempt.remote_addr,
             encoder=live.encoder,
         )
+        record.record = live.recorded
         self._sessions[record.id] = live
+        if self.media is not None and live.playback_id is not None:
+            live.output = SessionMedia(
+                self.media,
+                live.playback_id,
+                record.id,
+                record=live.recorded,
+                on_segments=lambda segments: self._on_segments(record, segments),
+            )
         self._write(lambda: self.store.insert_session(record))
         self._write(
             lambda: self.store.log_event(
@@ -221,12 +297,17 @@ class SessionManager:
             end_reason = "replaced"
         else:
             end_reason = _END_REASONS.get(cause, "disconnected")
-        record.status = "ended"
-        record.ended_at = record.last_seen
-        record.end_reason = end_reason
-        if cause == "protocol_error":
-            record.err_message = reason
-        self._write(lambda: self.store.save_sessions([record]))
+        error = reason if cause == "protocol_error" else None
+        if live.output is not None:
+            # The session reads as ended only once its last segment is counted.
+            task = asyncio.ensure_future(
+                self._finish_output(live.output, record, end_reason, error)
+            )
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        else:
+            _mark_ended(record, end_reason, error)
+            self._write(lambda: self.store.save_sessions([record]))
         self._write(
             lambda: self.store.log_event(
                 "session_ended",
@@ -249,6 +330,72 @@ class SessionManager:
             bytes_received=record.bytes_received,
             media_bytes=record.media_bytes,
         )
+
+    def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
+        """Count finished segments into the session and the ledger."""
+        for segment in segments:
+            record.source_segments += 1
+            record.source_segments_duration = round(
+                record.source_segments_duration + segment.duration, 6
+            )
+            record.source_bytes += segment.bytes
+            self._write(self._segment_row(record.id, segment))
+
+    def _segment_row(
+        self, session_id: str, segment: SegmentInfo
+    ) -> Callable[[], Awaitable[object]]:
+        def write() -> Awaitable[object]:
+            return self.store.add_segment(
+                session_id,
+                sequence=segment.sequence,
+                uri=segment.uri,
+                duration=segment.duration,
+                bytes=segment.bytes,
+                first_timestamp=segment.first_timestamp,
+                keyframe_start=segment.keyframe_start,
+                discontinuity=segment.discontinuity,
+                now=segment.program_date_time,
+            )
+
+        return write
+
+    async def _finish_output(
+        self, output: SessionMedia, record: SessionRecord, end_reason: str, error: str | None
+    ) -> None:
+        """Close the last segment and the playlists, end and save the session, then make
+        the recording (if any) in the executor."""
+        try:
+            await output.finish()
+        except Exception as exc:
+            log_event(
+                logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
+            )
+        _mark_ended(record, end_reason, error)
+        if output.segmenter.issues:
+            record.issues = list(output.segmenter.issues)
+            record.is_healthy = False
+        settings = output.settings
+        if record.record:
+            record.recording_status = "waiting"
+            record.recording_url = settings.recording_url(output.playback_id, record.id)
+            record.mp4_url = settings.mp4_url(output.playback_id, record.id)
+        self._write(lambda: self.store.save_sessions([record]))
+        if record.record:
+            await self._make_recording(settings, output.folder, record)
+
+    async def _make_recording(
+        self, settings: MediaSettings, folder: Path, record: SessionRecord
+    ) -> None:
+        try:
+            await settings.remux(folder)
+        except Exception as exc:
+            record.recording_status = "failed"
+            record.err_message = record.err_message or f"recording: {exc}"
+            log_event(logger, logging.ERROR, "recording_failed", session=record.id, error=str(exc))
+        else:
+            record.recording_status = "ready"
+            log_event(logger, logging.INFO, "recording_ready", session=record.id)
+        self._write(lambda: self.store.save_sessions([record]))
 
     # -- the live view (for the API) ----------------------------------------------------
 
@@ -333,8 +480,18 @@ class SessionManager:
         """End every live publish as ``shutdown``, write everything, stop."""
         for live in list(self._by_stream.values()):
             self._close(live, "shutdown", "server shutting down")
+        while self._finishing:
+            await asyncio.gather(*list(self._finishing), return_exceptions=True)
         await self._writes.join()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+
+def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> None:
+    record.status = "ended"
+    record.ended_at = record.last_seen
+    record.end_reason = end_reason
+    if error is not None:
+        record.err_message = error

@@ -69,6 +69,12 @@ class StreamQueries(StoreBase):
         rows = await self._fetch(f"{_STREAM_SELECT} WHERE name = ? AND deleted_at IS NULL", (name,))
         return stream_from_row(rows[0]) if rows else None
 
+    async def get_stream_by_playback_id(self, playback_id: str) -> StreamRecord | None:
+        rows = await self._fetch(
+            f"{_STREAM_SELECT} WHERE playback_id = ? AND deleted_at IS NULL", (playback_id,)
+        )
+        return stream_from_row(rows[0]) if rows else None
+
     async def find_stream_by_key_hash(self, key_hash: str) -> StreamRecord | None:
         rows = await self._fetch(
             f"{_STREAM_SELECT} WHERE key_hash = ? AND deleted_at IS NULL", (key_hash,)

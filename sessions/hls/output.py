@@ -18,6 +18,7 @@ name, then :func:`os.replace`), so an HTTP server never serves half a segment.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from fractions import Fraction
@@ -86,10 +87,8 @@ class SegmentWriter:
 
     def abandon(self) -> None:
         """Drop a segment that failed; errors while closing are ignored."""
-        try:
+        with contextlib.suppress(av.FFmpegError, ValueError, OSError):
             self._container.close()
-        except (av.FFmpegError, ValueError, OSError):
-            pass
 
 
 def split_fmp4(data: bytes) -> tuple[bytes, bytes]:

@@ -19,6 +19,8 @@ from .output import write_atomic
 
 __all__ = ["PlaylistWriter", "SegmentInfo", "format_date_time"]
 
+_ROUNDING_SLACK = 0.005
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentInfo:
@@ -67,7 +69,9 @@ class PlaylistWriter:
 
     def add(self, segment: SegmentInfo) -> None:
         """List a finished segment (slides the window, deletes what leaves it)."""
-        self._target = max(self._target, math.ceil(round(segment.duration, 3)))
+        # Ceiling of the longest segment, forgiving the millisecond rounding of RTMP
+        # timestamps (5.001 s still fits a target of 5: RFC 8216 rounds EXTINF values).
+        self._target = max(self._target, math.ceil(segment.duration - _ROUNDING_SLACK))
         self._live.append(segment)
         if self._keep_all:
             self._all.append(segment)

@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 
 from ingest import __version__
 from ingest.config import Config
-from sessions.http import routes_sessions, routes_streams, schemas
+from sessions.http import routes_playback, routes_sessions, routes_streams, schemas
 from sessions.http.deps import ApiContext, Context, LiveSessions, token_checker
 from sessions.http.errors import install_error_handlers
 from sessions.http.timefmt import round_seconds
 from sessions.http.views import ingest_url
+from sessions.playback import Playback
 from sessions.streams import Streams
 from storage import Store
 
@@ -67,8 +68,11 @@ def create_app(
     admin_token: str,
     is_ready: Callable[[], bool],
     clock: Callable[[], float] = time.time,
+    playback: Playback | None = None,
+    playback_base: str | None = None,
 ) -> FastAPI:
-    """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``."""
+    """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``;
+    with *playback*, viewers' HLS and recording routes are served too (no token)."""
     app = FastAPI(
         title="rtmp-ingest",
         summary="Operators' API of a self-hosted RTMP ingest server.",
@@ -86,6 +90,7 @@ def create_app(
         ingest_url=ingest_url(config),
         version=__version__,
         clock=clock,
+        playback_base=playback_base if playback is not None else None,
     )
     install_error_handlers(app)
     guard = [Depends(token_checker(admin_token))]
@@ -94,6 +99,9 @@ def create_app(
     app.include_router(system, dependencies=guard)
     app.include_router(routes_streams.router, dependencies=guard)
     app.include_router(routes_sessions.router, dependencies=guard)
+    if playback is not None:
+        app.state.playback = playback
+        app.include_router(routes_playback.router)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
     async def openapi() -> dict[str, Any]:

@@ -59,6 +59,8 @@ class ApiContext:
     ingest_url: str
     version: str
     clock: Callable[[], float] = field(default=time.time)
+    #: Base URL of the playback routes, when HLS playback is served.
+    playback_base: str | None = None
 
     def live_by_id(self) -> dict[str, SessionRecord]:
         return {session.id: session for session in self.live.live_sessions()}

@@ -33,12 +33,20 @@ _CHANGES: dict[int | str, dict[str, Any]] = {
 
 def _view(context: ApiContext, stream: StreamRecord) -> schemas.Stream:
     live = context.live.live_session(stream.id) is not None
-    return stream_view(stream, ingest_url=context.ingest_url, live=live)
+    return stream_view(
+        stream, ingest_url=context.ingest_url, live=live, playback_base=context.playback_base
+    )
 
 
 def _with_key(context: ApiContext, stream: StreamRecord, key: str) -> schemas.StreamWithKey:
     live = context.live.live_session(stream.id) is not None
-    return stream_with_key_view(stream, key, ingest_url=context.ingest_url, live=live)
+    return stream_with_key_view(
+        stream,
+        key,
+        ingest_url=context.ingest_url,
+        live=live,
+        playback_base=context.playback_base,
+    )
 
 
 def _name_taken(name: str) -> ApiError:

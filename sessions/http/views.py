@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ingest.config import Config
+from ingest.config import Config, parse_listen
 from sessions.http import schemas
 from sessions.http.timefmt import format_optional_time, format_time, round_seconds
 from storage.models import SessionRecord, StreamRecord
@@ -21,26 +21,46 @@ def ingest_url(config: Config, port: int | None = None) -> str:
     return f"rtmp://{socket.gethostname()}:{port or config.rtmp.port}/{config.rtmp.app}"
 
 
-def stream_view(stream: StreamRecord, *, ingest_url: str, live: bool) -> schemas.Stream:
+def public_http_url(config: Config, port: int | None = None) -> str:
+    """The base URL viewers reach the playback routes at (``[http] public_url``)."""
+    if config.http.public_url:
+        return config.http.public_url.rstrip("/")
+    return f"http://{socket.gethostname()}:{port or parse_listen(config.http.listen)[1]}"
+
+
+def stream_view(
+    stream: StreamRecord, *, ingest_url: str, live: bool, playback_base: str | None = None
+) -> schemas.Stream:
     """A stream as JSON; the key is never part of it (see :func:`stream_with_key_view`)."""
-    return schemas.Stream(**_stream_fields(stream, ingest_url=ingest_url, live=live))
+    return schemas.Stream(
+        **_stream_fields(stream, ingest_url=ingest_url, live=live, playback_base=playback_base)
+    )
 
 
 def stream_with_key_view(
-    stream: StreamRecord, key: str, *, ingest_url: str, live: bool
+    stream: StreamRecord,
+    key: str,
+    *,
+    ingest_url: str,
+    live: bool,
+    playback_base: str | None = None,
 ) -> schemas.StreamWithKey:
     """A stream with its new key: only right after create or rotate-key."""
-    fields = _stream_fields(stream, ingest_url=ingest_url, live=live)
+    fields = _stream_fields(stream, ingest_url=ingest_url, live=live, playback_base=playback_base)
     return schemas.StreamWithKey(**fields, stream_key=key)
 
 
-def _stream_fields(stream: StreamRecord, *, ingest_url: str, live: bool) -> dict[str, Any]:
+def _stream_fields(
+    stream: StreamRecord, *, ingest_url: str, live: bool, playback_base: str | None
+) -> dict[str, Any]:
     return {
         "id": stream.id,
         "name": stream.name,
         "playback_id": stream.playback_id,
         "ingest_url": ingest_url,
-        "playback_url": None,
+        "playback_url": (
+            f"{playback_base}/hls/{stream.playback_id}/index.m3u8" if playback_base else None
+        ),
         "disabled": stream.disabled,
         "record": stream.record,
         "status": "live" if live else "idle",

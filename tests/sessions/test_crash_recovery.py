@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import av
+
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import Store
@@ -19,7 +21,7 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
     config = _config(tmp_path)
     database = tmp_path / "data" / "rtmp-ingest.db"
     store = await Store.open(database)
-    stream, key = await Streams(store).create("cam")
+    stream, key = await Streams(store).create("cam", record=True)
     await store.close()
 
     server, port, _ = await _start_server(config)
@@ -51,5 +53,21 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
         assert session.bytes_received > 0
         kinds = {e.kind for e in await store.list_events()}
         assert {"publish_accepted", "session_started"} <= kinds
+        # Every segment finished before the crash is on disk and in the ledger, and the
+        # recording was finished at the restart: playlists closed, MP4 made.
+        folder = tmp_path / "data" / "media" / stream.playback_id / session.id
+        segments = await store.list_segments(session.id)
+        assert len(segments) >= 1
+        assert all((folder / s["uri"]).is_file() for s in segments)
+        for name in ("index.m3u8", "vod.m3u8"):
+            assert (folder / name).read_text().rstrip().endswith("#EXT-X-ENDLIST")
+        vod = (folder / "vod.m3u8").read_text()
+        assert [line for line in vod.splitlines() if line.endswith(".ts")] == [
+            s["uri"] for s in segments
+        ]
+        assert session.recording_status == "ready"
+        with av.open(str(folder / "recording.mp4")) as mp4:
+            assert mp4.duration is not None
+            assert abs(mp4.duration / 1e6 - sum(s["duration"] for s in segments)) < 0.1
     finally:
         await store.close()

@@ -47,6 +47,8 @@ async def test_create_and_get(store: Store) -> None:
     assert await store.get_stream("nope") is None
     assert await store.get_stream_by_name("nope") is None
     assert await store.find_stream_by_key_hash(hash_key("other")) is None
+    assert await store.get_stream_by_playback_id("pb") == created
+    assert await store.get_stream_by_playback_id("nope") is None
 
 
 async def test_name_is_unique(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from ingest.listener import RtmpServer
 from sessions.auth import KeyAuthorizer
 from sessions.manager import SessionManager
 from sessions.publishers import DuplicatePolicy, LivePublishers
+from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
 from storage import Store
 
@@ -22,14 +24,18 @@ class Stack:
     streams: Streams
     authorizer: KeyAuthorizer
     rtmp: RtmpServer
+    media_root: Path
+    executor: ThreadPoolExecutor
 
     def url(self, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp.port}/live/{key}"
 
     async def close(self) -> None:
+        self.rtmp.stop_accepting()
         await self.manager.close()
         await self.rtmp.close()
         await self.store.close()
+        self.executor.shutdown(wait=True)
 
 
 async def start_stack(
@@ -38,10 +44,14 @@ async def start_stack(
     policy: DuplicatePolicy = "replace",
     flush_interval: float = 0.2,
     throttle_failures: int = 10,
+    hls: bool = False,
     **rtmp: Any,
 ) -> Stack:
     store = await Store.open(tmp_path / "ledger.db")
-    manager = SessionManager(store, flush_interval=flush_interval, rate_window=2.0)
+    executor = ThreadPoolExecutor(max_workers=2)
+    media_root = tmp_path / "media"
+    media = MediaSettings(media_root, executor, "http://viewer.test") if hls else None
+    manager = SessionManager(store, flush_interval=flush_interval, rate_window=2.0, media=media)
     await manager.start()
     streams = Streams(store, on_disabled=manager.end_stream)
     authorizer = KeyAuthorizer(
@@ -50,4 +60,4 @@ async def start_stack(
     publishers = LivePublishers(authorizer, manager, policy)
     server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **rtmp), publishers, publishers)
     await server.start()
-    return Stack(store, manager, streams, authorizer, server)
+    return Stack(store, manager, streams, authorizer, server, media_root, executor)

@@ -1,0 +1,11 @@
+"""HLS output for live sessions: stream-copied MPEG-TS or fMP4 segments and playlists.
+
+:class:`Segmenter` is the synchronous core (one per session), :class:`SegmenterWorker`
+runs it in an executor so the event loop never waits on PyAV or the disk.
+"""
+
+from .playlist import SegmentInfo
+from .segmenter import Segmenter
+from .worker import SegmenterWorker
+
+__all__ = ["SegmentInfo", "Segmenter", "SegmenterWorker"]

@@ -1,0 +1,400 @@
+"""The HLS segmenter: RTMP audio/video messages in, stream-copied HLS segments out.
+
+Synchronous and CPU-bound (run it off the event loop, see :mod:`.worker`). Each message
+is parsed with our FLV parser; sequence headers are kept per track and turned into
+PyAV template streams (:mod:`.templates`); frames are placed on the session timeline
+(:mod:`.timeline`) and muxed, never decoded, into one short-lived container per segment
+(:mod:`.output`); finished segments are listed in the playlists (:mod:`.playlist`).
+
+Start: the first video keyframe once every announced track has a frame (or after 1 s of
+media if a track never shows up; audio-only waits that second for video to appear).
+Cuts: at the first keyframe of the primary track (video, else audio) at least
+``target_duration`` after the segment's start. A configuration change or a timestamp
+jump closes the current segment and marks the next one as a discontinuity (with a new
+init segment for fMP4). Problems are recorded in :attr:`Segmenter.issues`, never raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+
+from ingest.flv import AudioPacket, FlvError, VideoPacket, parse_audio, parse_video
+
+from .output import SegmentWriter, split_fmp4, write_atomic
+from .playlist import PlaylistWriter, SegmentInfo
+from .templates import (
+    NEEDS_CONFIG,
+    SegmentFormat,
+    TemplateError,
+    Templates,
+    TrackSetup,
+    choose_format,
+    open_templates,
+)
+from .timeline import Timeline
+from .tracks import AUDIO, DEFAULT_FRAME_MS, VIDEO, Frame, IssueLog, Track, supported
+
+__all__ = ["Segmenter"]
+
+_START_WAIT_MS = 1000
+_KEYFRAME_SLACK_MS = 100
+_MUX_ERRORS = (av.FFmpegError, ValueError)
+
+
+class Segmenter:
+    """Cuts one live session into HLS segments under ``directory``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        target_duration: float = 2.0,
+        segment_format: Literal["auto", "mpegts", "fmp4"] = "auto",
+        window: int = 6,
+        keep_all: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._issues = IssueLog(clock)
+        self.issues: list[dict[str, Any]] = self._issues.items
+        self.dropped = 0  # frames dropped: before the first keyframe, backwards, unusable
+        self._target_ms = round(target_duration * 1000)
+        self._requested = segment_format
+        self._playlist = PlaylistWriter(directory, window=window, keep_all=keep_all)
+        self._timeline = Timeline()
+        self._tracks = {AUDIO: Track(), VIDEO: Track()}
+        self._pending: list[Frame] = []
+        self._templates: Templates | None = None
+        self._format: SegmentFormat = "mpegts"
+        self._primary_video = True
+        self._writer: SegmentWriter | None = None
+        self._seg_start = 0
+        self._seg_end = 0
+        self._seg_arrival = 0.0
+        self._seg_discontinuity = False
+        self._next_discontinuity = False
+        self._sequence = 0
+        self._init_count = 0
+        self._init_uri: str | None = None
+        self._last_keyframe: int | None = None
+        self._finished = False
+
+    # -- input ---------------------------------------------------------------------
+
+    def add(
+        self, message_type: int, timestamp: int, payload: bytes, arrival: float
+    ) -> list[SegmentInfo]:
+        """Feed one RTMP audio (8) or video (9) message; returns segments it completed."""
+        done: list[SegmentInfo] = []
+        if self._finished or message_type not in (AUDIO, VIDEO):
+            return done
+        packets: list[VideoPacket] | list[AudioPacket]
+        try:
+            if message_type == VIDEO:
+                packets = parse_video(payload, timestamp)
+            else:
+                packets = parse_audio(payload, timestamp)
+        except FlvError as exc:
+            self._issues.record("malformed_message", f"dropped a malformed media message: {exc}")
+            return done
+        for packet in packets:
+            if packet.track_id != 0:
+                continue
+            if packet.kind == "config":
+                self._on_config(message_type, packet.codec, packet.data, payload, done)
+            elif packet.kind == "frame":
+                if isinstance(packet, VideoPacket):
+                    key, cts = packet.is_keyframe, packet.cts
+                else:
+                    key, cts = True, 0
+                frame = (packet.dts, cts, packet.data, key)
+                self._on_frame(message_type, packet.codec, frame, payload, arrival, done)
+            elif packet.kind == "unsupported":
+                self._unsupported(message_type, packet.codec)
+        return done
+
+    def finish(self) -> list[SegmentInfo]:
+        """Close the last segment and end the playlists; idempotent."""
+        done: list[SegmentInfo] = []
+        if self._finished:
+            return done
+        self._finished = True
+        if self._templates is None and self._pending:
+            self._try_start(done, force=True)
+        self._close_segment(done, None)
+        if self._templates is not None:
+            self._templates.close()
+            self._templates = None
+        if self._sequence:
+            try:
+                self._playlist.finish()
+            except OSError as exc:
+                self._issues.record("write_error", f"cannot write the playlist: {exc}")
+        return done
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        """The segments in the live window."""
+        return self._playlist.segments
+
+    # -- tracks and timestamps -----------------------------------------------------
+
+    def _on_config(
+        self, kind: int, codec: str | None, data: bytes, tag: bytes, done: list[SegmentInfo]
+    ) -> None:
+        if not supported(kind, codec):
+            self._unsupported(kind, codec)
+            return
+        track = self._tracks[kind]
+        if track.codec == codec and track.config == data:
+            return
+        track.codec, track.config, track.config_tag = codec, data, tag
+        self._pending = [frame for frame in self._pending if frame.video != (kind == VIDEO)]
+        if self._templates is not None:
+            self._close_segment(done, None)
+            self._templates.close()
+            self._templates = None
+            self._next_discontinuity = True
+            self._last_keyframe = None
+
+    def _on_frame(
+        self,
+        kind: int,
+        codec: str | None,
+        frame: tuple[int, int, bytes, bool],
+        tag: bytes,
+        arrival: float,
+        done: list[SegmentInfo],
+    ) -> None:
+        track = self._tracks[kind]
+        if not supported(kind, codec):
+            self._unsupported(kind, codec)
+            return
+        assert codec is not None
+        if track.codec != codec:
+            if codec in NEEDS_CONFIG:
+                self.dropped += 1  # no sequence header for this codec yet
+                return
+            self._on_config(kind, codec, b"", tag, done)
+        raw_dts, cts, data, key = frame
+        step = track.frame_ms or DEFAULT_FRAME_MS[kind]
+        placed = self._timeline.place(raw_dts, step)
+        if placed.jump:
+            self._on_jump(placed.jump, done)
+        dts = placed.ms
+        if track.last_dts is not None:
+            if dts <= track.last_dts:
+                self.dropped += 1
+                self._issues.record(
+                    "timestamps_backwards", f"dropped a frame {dts - track.last_dts} ms back"
+                )
+                return
+            if dts - track.last_dts < 1000:
+                track.frame_ms = dts - track.last_dts
+        track.last_dts = dts
+        item = Frame(kind == VIDEO, dts, cts, data, key, arrival, tag)
+        if self._templates is None:
+            self._pending.append(item)
+            self._try_start(done, force=False)
+        else:
+            self._route(item, done)
+
+    def _on_jump(self, jump: int, done: list[SegmentInfo]) -> None:
+        if jump < 0:
+            self._issues.record("timestamps_backwards", f"timestamps jumped back {-jump} ms")
+        else:
+            self._issues.record("timestamps_jump", f"timestamps jumped forward {jump} ms")
+        self._close_segment(done, None)
+        self._next_discontinuity = True
+        self._last_keyframe = None
+
+    def _try_start(self, done: list[SegmentInfo], *, force: bool) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        video, audio = self._tracks[VIDEO], self._tracks[AUDIO]
+        key = next((f for f in pending if f.video and f.keyframe), None)
+        first_audio = next((f for f in pending if not f.video), None)
+        waited = pending[-1].dts - pending[0].dts >= _START_WAIT_MS
+        complete = key is not None and (first_audio is not None or audio.codec is None)
+        if not (complete or ((waited or force) and (key or first_audio))):
+            if waited:  # keep about a second while waiting for a keyframe
+                keep = [f for f in pending if f.dts >= pending[-1].dts - _START_WAIT_MS]
+                self.dropped += len(pending) - len(keep)
+                self._pending = keep
+            return
+        setups: list[TrackSetup] = []
+        if key is not None and video.codec is not None:
+            setups.append(TrackSetup(VIDEO, video.codec, video.config_tag, key.tag))
+        if first_audio is not None and audio.codec is not None:
+            setups.append(TrackSetup(AUDIO, audio.codec, audio.config_tag, first_audio.tag))
+        self._pending = []
+        templates = self._open_templates(setups)
+        if templates is None:
+            self.dropped += len(pending)
+            return
+        self._templates = templates
+        self._primary_video = templates.video is not None
+        self._format = choose_format(
+            self._requested,
+            video.codec if templates.video is not None else None,
+            audio.codec if templates.audio is not None else None,
+        )
+        self._init_uri = None
+        anchor = key if self._primary_video else first_audio
+        assert anchor is not None
+        for item in pending:
+            if item.dts < anchor.dts or (
+                item.video and item.dts == anchor.dts and item is not anchor
+            ):
+                self.dropped += 1
+            else:
+                self._route(item, done)
+
+    def _open_templates(self, setups: list[TrackSetup]) -> Templates | None:
+        try:
+            return open_templates(setups)
+        except TemplateError as exc:
+            if len(setups) == 1:
+                self._issues.record("unsupported_codec", f"{setups[0].codec}: {exc}")
+                self._tracks[setups[0].message_type] = Track()
+                return None
+        for setup in setups:  # find the track FFmpeg cannot use, keep the other
+            try:
+                open_templates([setup]).close()
+            except TemplateError as exc:
+                self._issues.record("unsupported_codec", f"{setup.codec}: {exc}")
+                self._tracks[setup.message_type] = Track()
+        usable = [s for s in setups if self._tracks[s.message_type].codec is not None]
+        return self._open_templates(usable) if len(usable) == 1 else None
+
+    # -- segments ------------------------------------------------------------------
+
+    def _route(self, item: Frame, done: list[SegmentInfo]) -> None:
+        templates = self._templates
+        assert templates is not None
+        if (templates.video if item.video else templates.audio) is None:
+            self.dropped += 1
+            return
+        primary = item.video == self._primary_video
+        if item.video and item.keyframe:
+            self._check_keyframe_interval(item.dts)
+        if primary and item.keyframe:
+            if self._writer is None:
+                self._open_segment(item)
+            elif item.dts - self._seg_start >= self._target_ms:
+                self._close_segment(done, item.dts)
+                self._open_segment(item)
+        writer = self._writer
+        if writer is None:
+            self.dropped += 1
+            return
+        frame_ms = self._tracks[VIDEO if item.video else AUDIO].frame_ms
+        duration = frame_ms or DEFAULT_FRAME_MS[VIDEO if item.video else AUDIO]
+        try:
+            writer.mux(
+                item.video,
+                item.data,
+                item.dts,
+                item.dts + max(item.cts, 0),
+                duration,
+                item.keyframe,
+            )
+        except _MUX_ERRORS as exc:
+            self._issues.record("mux_error", f"segment {self._sequence}: {exc}")
+            writer.abandon()
+            self._writer = None
+            self._next_discontinuity = True
+            return
+        self._seg_end = max(self._seg_end, item.dts + duration)
+
+    def _check_keyframe_interval(self, dts: int) -> None:
+        last, self._last_keyframe = self._last_keyframe, dts
+        if last is None or self._issues.seen("keyframe_interval"):
+            return
+        interval = dts - last
+        if interval > self._target_ms + _KEYFRAME_SLACK_MS:
+            self._issues.record(
+                "keyframe_interval",
+                f"keyframe interval {interval / 1000:.3f} s exceeds the segment target "
+                f"{self._target_ms / 1000:.3f} s; segments will be longer",
+                key="keyframe_interval",
+            )
+
+    def _open_segment(self, item: Frame) -> None:
+        templates = self._templates
+        assert templates is not None
+        try:
+            self._writer = SegmentWriter(self._format, templates)
+        except _MUX_ERRORS as exc:
+            self._issues.record("mux_error", f"cannot open segment {self._sequence}: {exc}")
+            return
+        self._seg_start = self._seg_end = item.dts
+        self._seg_arrival = item.arrival
+        self._seg_discontinuity = self._next_discontinuity
+        if self._next_discontinuity:
+            self._init_uri = None
+        self._next_discontinuity = False
+
+    def _close_segment(self, done: list[SegmentInfo], end: int | None) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            data = writer.close()
+            init: bytes | None = None
+            if self._format == "fmp4":
+                init, data = split_fmp4(data)
+        except _MUX_ERRORS as exc:
+            self._issues.record("mux_error", f"cannot finish segment {self._sequence}: {exc}")
+            self._next_discontinuity = True
+            return
+        if writer.packets == 0:
+            return
+        uri = f"seg_{self._sequence:05d}.{'m4s' if init is not None else 'ts'}"
+        try:
+            if init is not None and self._init_uri is None:
+                name = f"init_{self._init_count}.mp4" if self._init_count else "init.mp4"
+                write_atomic(self.directory / name, init)
+                self._init_count += 1
+                self._init_uri = name
+            write_atomic(self.directory / uri, data)
+        except OSError as exc:
+            self._issues.record("write_error", f"cannot write segment {uri}: {exc}")
+            self._next_discontinuity = True
+            return
+        stop = end if end is not None else self._seg_end
+        info = SegmentInfo(
+            sequence=self._sequence,
+            uri=uri,
+            duration=(stop - self._seg_start) / 1000,
+            bytes=len(data),
+            first_timestamp=self._seg_start / 1000,
+            keyframe_start=True,
+            discontinuity=self._seg_discontinuity,
+            program_date_time=self._seg_arrival,
+            init_uri=self._init_uri if init is not None else None,
+        )
+        self._sequence += 1
+        try:
+            self._playlist.add(info)
+        except OSError as exc:
+            self._issues.record("write_error", f"cannot write the playlist: {exc}")
+        done.append(info)
+
+    # -- issues --------------------------------------------------------------------
+
+    def _unsupported(self, kind: int, codec: str | None) -> None:
+        name = f"{'video' if kind == VIDEO else 'audio'} codec {codec or 'unknown'}"
+        message = f"{name} cannot be segmented; track skipped"
+        self._issues.record("unsupported_codec", message, key=name)
+
+    def record_issue(self, code: str, message: str) -> None:
+        """Record a coded problem (at most a few of each code per session)."""
+        self._issues.record(code, message)

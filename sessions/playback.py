@@ -1,0 +1,132 @@
+"""Where a session's media lives, what a viewer may fetch, and the viewer seconds it earns.
+
+Layout: ``<media_root>/<playback_id>/<session_id>/`` holds one session's segments, its live
+playlist ``index.m3u8``, and for a recorded stream ``vod.m3u8`` and ``recording.mp4``.
+Media is addressed by the stream's ``playback_id`` (random, never the key).
+
+A viewer may fetch a live session's playlist and segments, and a recorded session's;
+an ended session that was not recorded is gone (404). Each media segment served adds its
+duration to the session's ``viewer_seconds`` (Cloudflare's viewer seconds), counted in
+memory and written in batches.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Protocol
+
+from storage import Store
+from storage.models import SessionRecord
+
+#: File names a viewer may ask for (no paths, no hidden files).
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.(m3u8|ts|m4s|mp4)")
+LIVE_PLAYLIST = "index.m3u8"
+VOD_PLAYLIST = "vod.m3u8"
+RECORDING = "recording.mp4"
+
+MIME_TYPES = {
+    "m3u8": "application/vnd.apple.mpegurl",
+    "ts": "video/mp2t",
+    "m4s": "video/iso.segment",
+    "mp4": "video/mp4",
+}
+
+
+class LiveLookup(Protocol):
+    def live_session(self, stream_id: str) -> SessionRecord | None: ...
+
+
+def valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
+def rewrite_playlist(text: str, prefix: str) -> str:
+    """The playlist with every relative URI (media lines and ``URI="..."``) under
+    ``prefix/``, so the stream-level URL can serve a session's playlist."""
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            line = f"{prefix}/{line}"
+        elif 'URI="' in line:
+            line = re.sub(r'URI="([^"/:]+)"', lambda m: f'URI="{prefix}/{m.group(1)}"', line)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+class Playback:
+    """Answers the playback routes from the store, the live sessions and the disk."""
+
+    def __init__(self, store: Store, live: LiveLookup, media_root: Path) -> None:
+        self.store = store
+        self.live = live
+        self.media_root = media_root
+        self._durations: dict[str, dict[str, float]] = {}
+        self._viewer_seconds: dict[str, float] = {}
+
+    def session_dir(self, playback_id: str, session_id: str) -> Path:
+        return self.media_root / playback_id / session_id
+
+    async def live_playlist(self, playback_id: str) -> str | None:
+        """The live session's playlist, with URIs pointing into its session folder."""
+        stream = await self.store.get_stream_by_playback_id(playback_id)
+        if stream is None:
+            return None
+        session = self.live.live_session(stream.id)
+        if session is None:
+            return None
+        path = self.session_dir(playback_id, session.id) / LIVE_PLAYLIST
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        return rewrite_playlist(text, session.id)
+
+    async def session_file(
+        self, playback_id: str, session_id: str, name: str, *, recording: bool
+    ) -> tuple[Path, SessionRecord] | None:
+        """A file of a session a viewer may see: a live one's (``recording=False``) or a
+        recorded one's; None for anything else."""
+        if not valid_name(name):
+            return None
+        stream = await self.store.get_stream_by_playback_id(playback_id)
+        if stream is None:
+            return None
+        live = self.live.live_session(stream.id)
+        session = (
+            live
+            if live is not None and live.id == session_id
+            else await self.store.get_session(session_id)
+        )
+        if session is None or session.stream_id != stream.id:
+            return None
+        if recording and not session.record:
+            return None
+        if not recording and session.status != "live" and not session.record:
+            return None
+        path = self.session_dir(playback_id, session_id) / name
+        if not path.is_file():
+            return None
+        return path, session
+
+    async def count_view(self, session_id: str, name: str) -> float:
+        """Add the segment's duration to the session's viewer seconds; returns it."""
+        durations = self._durations.get(session_id)
+        if durations is None or name not in durations:
+            segments = await self.store.list_segments(session_id)
+            durations = {s["uri"]: float(s["duration"]) for s in segments}
+            self._durations[session_id] = durations
+        seconds = durations.get(name, 0.0)
+        if seconds:
+            self._viewer_seconds[session_id] = self._viewer_seconds.get(session_id, 0.0) + seconds
+        return seconds
+
+    async def flush(self) -> None:
+        """Write the viewer seconds counted since the last flush."""
+        pending, self._viewer_seconds = self._viewer_seconds, {}
+        for session_id, seconds in pending.items():
+            await self.store.add_viewer_seconds(session_id, seconds)
+
+    def forget(self, session_id: str) -> None:
+        """Drop the cached segment durations of a session that ended."""
+        self._durations.pop(session_id, None)

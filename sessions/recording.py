@@ -1,0 +1,79 @@
+"""Recordings: the MP4 made from a recorded session's segments, closing playlists a crash
+left open, and deleting recordings past their retention.
+
+The MP4 is a stream-copy remux with PyAV of everything ``vod.m3u8`` lists (FFmpeg's HLS
+demuxer reads the local playlist), with the index at the front (``faststart``) so players
+can start before the download ends. It is written beside the segments under a temporary
+name and renamed when complete. Run :func:`remux_to_mp4` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import av
+
+from sessions.playback import LIVE_PLAYLIST, RECORDING, VOD_PLAYLIST
+
+ENDLIST = "#EXT-X-ENDLIST"
+
+
+class RecordingError(Exception):
+    """The recording could not be made (the message says why)."""
+
+
+def remux_to_mp4(folder: Path) -> Path:
+    """``folder/vod.m3u8`` → ``folder/recording.mp4``; returns its path."""
+    playlist = folder / VOD_PLAYLIST
+    target = folder / RECORDING
+    partial = folder / (RECORDING + ".tmp")
+    if not playlist.is_file():
+        raise RecordingError(f"{VOD_PLAYLIST} is missing")
+    try:
+        with av.open(str(playlist), options={"allowed_extensions": "ALL"}) as source:
+            streams = [s for s in source.streams if s.type in ("audio", "video")]
+            if not streams:
+                raise RecordingError("the recording has no audio or video")
+            with av.open(
+                str(partial), "w", format="mp4", options={"movflags": "+faststart"}
+            ) as out:
+                mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+                for packet in source.demux(streams):
+                    if packet.dts is None or packet.size == 0:
+                        continue
+                    packet.stream = mapping[packet.stream.index]
+                    out.mux(packet)
+    except av.error.FFmpegError as exc:
+        partial.unlink(missing_ok=True)
+        raise RecordingError(f"remux failed: {exc}") from exc
+    os.replace(partial, target)
+    return target
+
+
+def close_playlists(folder: Path) -> bool:
+    """Append ``#EXT-X-ENDLIST`` to the playlists of a session that ended without
+    finishing them (the server died); True if any was changed."""
+    changed = False
+    for name in (LIVE_PLAYLIST, VOD_PLAYLIST):
+        path = folder / name
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue
+        if ENDLIST in text:
+            continue
+        text = text.rstrip("\n") + "\n"
+        if name == VOD_PLAYLIST:
+            text = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD")
+        partial = path.with_name(name + ".tmp")
+        partial.write_text(text + ENDLIST + "\n")
+        os.replace(partial, path)
+        changed = True
+    return changed
+
+
+def delete_media(folder: Path) -> None:
+    """Remove a session's media folder (retention)."""
+    shutil.rmtree(folder, ignore_errors=True)
