@@ -147,7 +147,7 @@ async def test_blocked_event_loop_stops_the_watchdog(
 async def test_sigterm_ends_live_sessions_as_shutdown(tmp_path: Path) -> None:
     config = _config(tmp_path)
     store = await Store.open(tmp_path / "data" / "rtmp-ingest.db")
-    _, key = await Streams(store).create("cam")
+    stream, key = await Streams(store).create("cam", record=True)
     await store.close()
     proc = await _spawn(config, {})
     port = await _rtmp_port(proc)
@@ -169,6 +169,11 @@ async def test_sigterm_ends_live_sessions_as_shutdown(tmp_path: Path) -> None:
         assert session.duration == pytest.approx(session.ended_at - session.created_at, abs=0.01)
         assert 1.5 < session.duration < 3.5
         assert await store.integrity_check() == "ok"
+        # Playlists and the recording were finished before the exit.
+        folder = tmp_path / "data" / "media" / stream.playback_id / session.id
+        assert (folder / "index.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
+        assert session.recording_status == "ready"
+        assert (folder / "recording.mp4").stat().st_size > 0
     finally:
         await store.close()
 

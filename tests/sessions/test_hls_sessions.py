@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -157,3 +158,22 @@ async def test_recorded_session_gets_a_vod_playlist_and_an_mp4(
             if packet.pts is not None:
                 firsts.setdefault(packet.stream.type, float(packet.pts * packet.time_base))
         assert abs(firsts["video"] - firsts["audio"]) <= 1024 / 48000
+
+
+async def test_recordings_past_retention_are_deleted(stack: Stack, tmp_path: Path) -> None:
+    stream, key = await stack.streams.create("show", record=True)
+    source = make_flv(tmp_path / "clip.flv", seconds=3)
+    assert await publish_with_ffmpeg(source, stack.url(key)) == 0
+    session = await _session(stack, recorded=True)
+    folder = stack.media_root / stream.playback_id / session.id
+    assert (folder / "recording.mp4").is_file()
+    assert await stack.manager.sweep_recordings(1) == 0, "a fresh recording is kept"
+    now = time.time()
+    stack.manager.clock = lambda: now + 2 * 86400
+    assert await stack.manager.sweep_recordings(1) == 1
+    assert not folder.exists()
+    swept = await stack.store.get_session(session.id)
+    assert swept is not None
+    assert swept.recording_status == "deleted"
+    assert swept.recording_url is None and swept.mp4_url is None
+    assert await stack.manager.sweep_recordings(1) == 0
