@@ -59,7 +59,7 @@ async def measure(streams: int, seconds: float, workers: int, data: Path) -> dic
     )  # fmt: skip
     out, _ = await proc.communicate("\n".join(keys).encode())
     tick.cancel()
-    publishers = json.loads(out)
+    publishers = json.loads(out)["streams"]
     await asyncio.sleep(1.0)
     sessions, _ = await store.list_sessions(limit=1000)
     await server.stop()

@@ -28,6 +28,7 @@ import uvicorn
 from ingest.config import Config, ConfigError, load_config
 from ingest.listener import RtmpServer
 from ingest.logs import configure_logging, log_event
+from ingest.looplag import LoopLagMonitor
 from ingest.systemd import (
     ActivatedSockets,
     Notifier,
@@ -158,6 +159,7 @@ class IngestServer:
             media=media,
         )
         self.playback = Playback(store, self.manager, media_root(config))
+        self.loop_lag = LoopLagMonitor()
         self.retention_days = config.hls.retention_days
         self.streams = Streams(store, on_disabled=self.manager.end_stream)
         self.authorizer = KeyAuthorizer(
@@ -178,6 +180,7 @@ class IngestServer:
             is_ready=lambda: self.ready,
             playback=self.playback if config.hls.enabled else None,
             playback_base=public_url,
+            loop_lag=self.loop_lag.snapshot,
         )
         host, _, port = config.http.listen.rpartition(":")
         self.http = _HttpServer(
@@ -217,6 +220,7 @@ class IngestServer:
 
     async def start(self, activated: ActivatedSockets | None) -> None:
         await self.manager.start()
+        self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
         await self.rtmp.start(activated.rtmp if activated else ())
         sockets = activated.http if activated and activated.http else None
@@ -273,6 +277,7 @@ class IngestServer:
                 await self._http_task
         if self._viewer_task is not None:
             self._viewer_task.cancel()
+        self.loop_lag.stop()
         await self.playback.flush()
         self.executor.shutdown(wait=True)
 

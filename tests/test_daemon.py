@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import re
 import signal
@@ -238,6 +239,14 @@ async def test_socket_activation_uses_the_passed_sockets(tmp_path: Path) -> None
             urllib.request.urlopen, f"http://127.0.0.1:{http_port}/healthz", timeout=5
         )
         assert health.status == 200
+        token = (tmp_path / "data" / "admin_token").read_text().strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/api/status",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        await asyncio.sleep(0.2)
+        status = json.loads((await asyncio.to_thread(urllib.request.urlopen, request)).read())
+        assert set(status["loop_lag_ms"]) == {"p50", "p99", "max"}
         source = make_flv(tmp_path / "clip.flv", seconds=1)
         assert await publish_with_ffmpeg(source, f"rtmp://127.0.0.1:{rtmp_port}/live/{key}") == 0
     finally:

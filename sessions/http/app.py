@@ -30,7 +30,9 @@ durations are seconds. Lists take `offset` and `limit` and report the `total`.
 """
 
 
-def _system_routes(is_ready: Callable[[], bool]) -> tuple[APIRouter, APIRouter]:
+def _system_routes(
+    is_ready: Callable[[], bool], loop_lag: Callable[[], dict[str, float] | None] | None
+) -> tuple[APIRouter, APIRouter]:
     """/healthz (open) and /api/status and /openapi.json (behind the token)."""
     open_routes = APIRouter(tags=["system"])
     guarded = APIRouter(tags=["system"])
@@ -49,11 +51,13 @@ def _system_routes(is_ready: Callable[[], bool]) -> tuple[APIRouter, APIRouter]:
 
     @guarded.get("/api/status", summary="Server status")
     async def status(context: Context) -> schemas.ServerStatus:
+        lag = loop_lag() if loop_lag is not None else None
         return schemas.ServerStatus(
             version=context.version,
             uptime_seconds=round_seconds(max(0.0, context.clock() - context.live.started_at)),
             live_sessions=len(context.live.live_sessions()),
             ingest_rate=round_seconds(context.live.total_ingest_rate()),
+            loop_lag_ms=schemas.LoopLag(**lag) if lag is not None else None,
         )
 
     return open_routes, guarded
@@ -70,6 +74,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     playback: Playback | None = None,
     playback_base: str | None = None,
+    loop_lag: Callable[[], dict[str, float] | None] | None = None,
 ) -> FastAPI:
     """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``;
     with *playback*, viewers' HLS and recording routes are served too (no token)."""
@@ -94,7 +99,7 @@ def create_app(
     )
     install_error_handlers(app)
     guard = [Depends(token_checker(admin_token))]
-    open_routes, system = _system_routes(is_ready)
+    open_routes, system = _system_routes(is_ready, loop_lag)
     app.include_router(open_routes)
     app.include_router(system, dependencies=guard)
     app.include_router(routes_streams.router, dependencies=guard)

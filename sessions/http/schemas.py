@@ -115,11 +115,21 @@ class Health(BaseModel):
     status: Literal["ok", "starting"]
 
 
+class LoopLag(BaseModel):
+    p50: float
+    p99: float
+    max: float
+
+
 class ServerStatus(BaseModel):
     version: str
     uptime_seconds: float
     live_sessions: int
     ingest_rate: float = Field(description="Bytes per second over all live sessions.")
+    loop_lag_ms: LoopLag | None = Field(
+        default=None,
+        description="How late the event loop ran over the last minute, in milliseconds.",
+    )
 
 
 class Kicked(BaseModel):
