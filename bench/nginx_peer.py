@@ -50,9 +50,7 @@ def write_config(
         )
     conf = prefix / "nginx.conf"
     conf.write_text(
-        f"load_module {module};\n"
-        + ("user root;\n" if root else "")
-        + "daemon off;\n"
+        f"load_module {module};\n" + ("user root;\n" if root else "") + "daemon off;\n"
         "master_process off;\n"
         "worker_processes 1;\n"
         f"error_log {prefix / 'error.log'};\n"

@@ -91,7 +91,9 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
 
 
-def _start(cmd: list[str], cpu: int | None, log: IO[bytes], **kwargs: Any) -> subprocess.Popen[bytes]:
+def _start(
+    cmd: list[str], cpu: int | None, log: IO[bytes], **kwargs: Any
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd,
         preexec_fn=procstat.child_setup(cpu),
@@ -222,9 +224,7 @@ def nginx(
     tmp: Path, nginx_bin: nginx_peer.Nginx, keys: list[str], hls: bool, cpu: int | None
 ) -> Iterator[Target]:
     port = _free_port()
-    conf = nginx_peer.write_config(
-        tmp, nginx_bin.module, port, hls=hls, root=os.geteuid() == 0
-    )
+    conf = nginx_peer.write_config(tmp, nginx_bin.module, port, hls=hls, root=os.geteuid() == 0)
     cmd = nginx_peer.command(nginx_bin, tmp, conf)
     with (
         open(tmp / "stderr.log", "wb") as err,
@@ -376,7 +376,9 @@ def table(results: list[Result], streams: int) -> str:
     )
     add("window", lambda r: f"{r.window_seconds:.1f} s")
     headers = ["", *(r.server for r in results)] + (["ours/nginx"] if len(results) == 2 else [])
-    lines = [[label, *values] + ([extra] if len(results) == 2 else []) for label, values, extra in rows]
+    lines = [
+        [label, *values] + ([extra] if len(results) == 2 else []) for label, values, extra in rows
+    ]
     widths = [max(len(str(row[i])) for row in [headers, *lines]) for i in range(len(headers))]
     text = []
     for row in [headers, *lines]:
@@ -442,7 +444,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if nginx_bin is not None:
             (tmp / "nginx").mkdir()
             with open(tmp / "publisher-nginx.log", "wb") as log:
-                print(f"nginx-rtmp: {args.streams} streams, {args.seconds:.0f} s...", file=sys.stderr)
+                print(
+                    f"nginx-rtmp: {args.streams} streams, {args.seconds:.0f} s...", file=sys.stderr
+                )
                 with nginx(tmp / "nginx", nginx_bin, keys, hls, args.server_cpu) as target:
                     results.append(measure(target, clip, log=log, **common))
                 _show_log(tmp / "publisher-nginx.log")
