@@ -25,9 +25,12 @@ class Nginx:
 def find_nginx(binary: str | None = None, module: Path | None = None) -> Nginx:
     """The nginx binary and the RTMP module, or :class:`NginxMissing` saying what is not
     there and how to install it."""
-    found = shutil.which(binary or "nginx") or shutil.which("/usr/sbin/nginx")
+    if binary is not None:
+        found = shutil.which(binary)
+    else:
+        found = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
     if found is None:
-        raise NginxMissing(f"nginx is not installed ({INSTALL_HINT})")
+        raise NginxMissing(f"nginx ({binary or 'nginx'}) is not installed ({INSTALL_HINT})")
     module = module or DEFAULT_MODULE
     if not module.is_file():
         raise NginxMissing(f"the nginx RTMP module {module} is missing ({INSTALL_HINT})")

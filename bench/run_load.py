@@ -78,6 +78,8 @@ class Result:
     live_sessions_end: int | None = None
     loop_lag_ms: dict[str, float] | None = None
     server_alive_at_end: bool = True
+    #: HLS segment files on disk at the window's end (a check that HLS was really on).
+    hls_files: int = 0
 
     def per_stream(self, value: float, streams: int) -> float:
         return value / streams if streams else 0.0
@@ -160,6 +162,8 @@ class Target:
     proc: subprocess.Popen[bytes]
     url: str
     keys: list[str]
+    #: Where its HLS segments go.
+    media_dir: Path | None = None
     #: Returns /api/status (ours only).
     status: Callable[[], dict[str, Any]] | None = None
 
@@ -216,7 +220,7 @@ def ours(tmp: Path, streams: int, hls: bool, cpu: int | None) -> Iterator[Target
                 body: dict[str, Any] = json.load(response)
                 return body
 
-        yield Target("rtmp-ingest", proc, f"rtmp://{rtmp_addr}/live", keys, status)
+        yield Target("rtmp-ingest", proc, f"rtmp://{rtmp_addr}/live", keys, data, status)
 
 
 @contextmanager
@@ -239,7 +243,7 @@ def nginx(
             if log.exists():
                 sys.stderr.write(log.read_text(errors="replace")[-2000:])
             raise
-        yield Target("nginx-rtmp", proc, f"rtmp://127.0.0.1:{port}/live", keys)
+        yield Target("nginx-rtmp", proc, f"rtmp://127.0.0.1:{port}/live", keys, tmp / "hls")
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -306,13 +310,17 @@ def measure(
         result.cpu_percent = (cpu1 - cpu0) / result.window_seconds * 100
         result.generator_cpu_percent = (gen1 - gen0) / result.window_seconds * 100
         result.peak_rss, result.rss_end = mem.peak_rss, mem.rss
+        if target.media_dir is not None and target.media_dir.exists():
+            names = (p.name for p in target.media_dir.rglob("*") if p.is_file())
+            result.hls_files = sum(1 for n in names if n.endswith((".ts", ".m4s")))
         if target.status is not None:
             body = target.status()
             result.live_sessions_end = body["live_sessions"]
             lag = body.get("loop_lag_ms")
             if isinstance(lag, dict):
                 result.loop_lag_ms = {k: float(v) for k, v in lag.items()}
-        out, _ = publisher.communicate(timeout=ramp + seconds + 60)
+        out = publisher.stdout.read()  # its JSON, once every stream has ended
+        publisher.wait()
     result.server_alive_at_end = target.proc.poll() is None
     report = json.loads(out)
     streams: list[dict[str, Any]] = report["streams"]
@@ -374,6 +382,7 @@ def table(results: list[Result], streams: int) -> str:
         "generator CPU per stream",
         lambda r: f"{r.per_stream(r.generator_cpu_percent, streams):.2f}%",
     )
+    add("HLS segment files on disk", lambda r: str(r.hls_files))
     add("window", lambda r: f"{r.window_seconds:.1f} s")
     headers = ["", *(r.server for r in results)] + (["ours/nginx"] if len(results) == 2 else [])
     lines = [
