@@ -1,7 +1,9 @@
 """Running a :class:`~.segmenter.Segmenter` off the event loop.
 
-``feed`` only appends to a pending list (O(1), never blocks) and, if no drain is running,
-schedules one. A drain hands the whole pending batch to the executor, where
+``feed`` only appends to a pending list (O(1), never blocks). Messages are handed over
+in batches, not one thread hop per message: a video keyframe (which may complete a
+segment) starts a drain at once, anything else within ``batch_delay`` seconds. A drain
+hands the whole pending batch to the executor, where
 ``Segmenter.add`` runs message by message; one batch at a time per segmenter, so the
 order is kept. Completed segments are passed to ``on_segments`` back on the event loop.
 
@@ -22,6 +24,13 @@ from .segmenter import Segmenter
 __all__ = ["SegmenterWorker"]
 
 _Message = tuple[int, int, bytes, float]
+_VIDEO = 9
+
+
+def _is_keyframe(first_byte: int) -> bool:
+    """Frame type 1 (key) in a legacy or an Enhanced RTMP video tag header."""
+    frame_type = (first_byte >> 4) & (0x07 if first_byte & 0x80 else 0x0F)
+    return frame_type == 1
 
 
 class SegmenterWorker:
@@ -34,11 +43,14 @@ class SegmenterWorker:
         on_segments: Callable[[list[SegmentInfo]], None],
         *,
         max_pending_ms: int = 10_000,
+        batch_delay: float = 0.1,
     ) -> None:
         self.segmenter = segmenter
         self._executor = executor
         self._on_segments = on_segments
         self._max_pending_ms = max_pending_ms
+        self._batch_delay = batch_delay
+        self._timer: asyncio.TimerHandle | None = None
         self._pending: list[_Message] = []
         self._task: asyncio.Task[None] | None = None
         self._overloaded = False
@@ -59,12 +71,26 @@ class SegmenterWorker:
                     self._record_overload(span)
                 return
         pending.append((message_type, timestamp, payload, arrival))
-        if self._task is None:
+        if self._task is not None or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        if message_type == _VIDEO and payload and _is_keyframe(payload[0]):
+            # A keyframe may complete a segment: hand it over at once.
+            self._task = loop.create_task(self._drain())
+        else:
+            self._timer = loop.call_later(self._batch_delay, self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._timer = None
+        if self._task is None and self._pending:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     async def finish(self) -> list[SegmentInfo]:
         """Wait for queued work, then finish the segmenter in the executor."""
         self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._start_drain()
         while self._task is not None:
             await asyncio.shield(self._task)
         loop = asyncio.get_running_loop()

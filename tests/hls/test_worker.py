@@ -58,3 +58,32 @@ async def test_worker_drops_when_overloaded(clips: dict[str, list[FlvTag]], tmp_
         blocker.result()
     assert worker.dropped > 0
     assert [i["code"] for i in segmenter.issues] == ["segmenter_overloaded"]
+
+
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_messages_are_handed_over_in_batches(
+    clips: dict[str, list[FlvTag]], tmp_path: Path
+) -> None:
+    """One thread hop per batch, not per message; a keyframe goes at once."""
+    executor = CountingExecutor()
+    segments: list[SegmentInfo] = []
+    worker = SegmenterWorker(
+        Segmenter(tmp_path / "out"), executor, segments.extend, batch_delay=0.2
+    )
+    tags = [t for t in clips["h264_aac"] if t.tag_type in (8, 9)]
+    now = time.time()
+    for tag in tags[:40]:
+        worker.feed(tag.tag_type, tag.timestamp, tag.body, now)
+    await asyncio.sleep(0.5)
+    assert 1 <= executor.submitted <= 3, executor.submitted
+    await worker.finish()
+    executor.shutdown()
