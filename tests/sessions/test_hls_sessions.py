@@ -177,3 +177,39 @@ async def test_recordings_past_retention_are_deleted(stack: Stack, tmp_path: Pat
     assert swept.recording_status == "deleted"
     assert swept.recording_url is None and swept.mp4_url is None
     assert await stack.manager.sweep_recordings(1) == 0
+
+
+async def test_garbage_media_never_breaks_the_session_or_the_server(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Random bytes as audio/video messages, mixed into a real stream: the session is
+    recorded, the segmenter notes the problems, and the next publisher is unaffected."""
+    import random
+
+    from tests.support.rtmp_client import SocketPublisher
+
+    rng = random.Random(7)
+    stream, key = await stack.streams.create("cam")
+    source = make_flv(tmp_path / "clip.flv", seconds=4)
+    pub = await SocketPublisher.open(stack.rtmp.port, name=key)
+    await pub.publish()
+    for tag in read_flv_tags(source):
+        if tag.tag_type not in (8, 9):
+            continue
+        body = tag.body if rng.random() < 0.7 else rng.randbytes(rng.randint(0, 300))
+        send = pub.conn.send_video if tag.tag_type == 9 else pub.conn.send_audio
+        send(tag.timestamp, body)
+    pub.conn.unpublish()
+    await pub.flush()
+    session = await _session(stack)
+    assert session.end_reason == "unpublished"
+    assert session.media_bytes > 0
+    pub.close()
+    # The server and its segmenters still work for the next publisher.
+    assert await publish_with_ffmpeg(source, stack.url(key)) == 0
+    async with asyncio.timeout(30):
+        while (await stack.store.list_sessions(status="ended"))[1] < 2:
+            await asyncio.sleep(0.1)
+    latest = (await stack.store.list_sessions())[0][0]
+    assert latest.source_segments >= 1
+    assert (stack.media_root / stream.playback_id / latest.id / "index.m3u8").is_file()
