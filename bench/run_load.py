@@ -77,6 +77,7 @@ class Result:
     live_sessions_start: int | None = None
     live_sessions_end: int | None = None
     loop_lag_ms: dict[str, float] | None = None
+    segment_availability_ms: dict[str, float] | None = None
     server_alive_at_end: bool = True
     #: HLS segment files on disk at the window's end (a check that HLS was really on).
     hls_files: int = 0
@@ -319,6 +320,9 @@ def measure(
             lag = body.get("loop_lag_ms")
             if isinstance(lag, dict):
                 result.loop_lag_ms = {k: float(v) for k, v in lag.items()}
+            available = body.get("segment_availability_ms")
+            if isinstance(available, dict):
+                result.segment_availability_ms = {k: float(v) for k, v in available.items()}
         out = publisher.stdout.read()  # its JSON, once every stream has ended
         publisher.wait()
     result.server_alive_at_end = target.proc.poll() is None
@@ -377,7 +381,8 @@ def table(results: list[Result], streams: int) -> str:
     add("publish accept p99", lambda r: _ms(r.accept_p99_ms))
     add("dropped publishers", lambda r: f"{r.dropped} of {streams}")
     add("live sessions (start/end)", _live)
-    add("loop lag p50/p99/max", _lag)
+    add("loop lag p50/p99/max", lambda r: _percentiles(r.loop_lag_ms))
+    add("segment availability p50/p99/max", lambda r: _percentiles(r.segment_availability_ms))
     add(
         "generator CPU per stream",
         lambda r: f"{r.per_stream(r.generator_cpu_percent, streams):.2f}%",
@@ -401,11 +406,10 @@ def _live(r: Result) -> str:
     return f"{r.live_sessions_start}/{r.live_sessions_end}"
 
 
-def _lag(r: Result) -> str:
-    if r.loop_lag_ms is None:
+def _percentiles(values: dict[str, float] | None) -> str:
+    if values is None:
         return "-"
-    lag = r.loop_lag_ms
-    return f"{lag.get('p50', 0):.1f}/{lag.get('p99', 0):.1f}/{lag.get('max', 0):.1f} ms"
+    return f"{values['p50']:.1f}/{values['p99']:.1f}/{values['max']:.1f} ms"
 
 
 # --- main ---------------------------------------------------------------------------------

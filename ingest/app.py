@@ -181,6 +181,7 @@ class IngestServer:
             playback=self.playback if config.hls.enabled else None,
             playback_base=public_url,
             loop_lag=self.loop_lag.snapshot,
+            segment_availability=self.manager.segment_availability,
         )
         host, _, port = config.http.listen.rpartition(":")
         self.http = _HttpServer(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
+from ingest.looplag import percentiles_ms
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import SegmentInfo
@@ -153,6 +154,8 @@ class SessionManager:
         self._published_on: weakref.WeakSet[object] = weakref.WeakSet()
         self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Seconds from a segment's last packet to its listing in the playlist (recent).
+        self.availability: deque[float] = deque(maxlen=1000)
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
 
@@ -333,7 +336,10 @@ class SessionManager:
 
     def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
         """Count finished segments into the session and the ledger."""
+        now = self.clock()
         for segment in segments:
+            if segment.last_arrival:
+                self.availability.append(max(0.0, now - segment.last_arrival))
             record.source_segments += 1
             record.source_segments_duration = round(
                 record.source_segments_duration + segment.duration, 6
@@ -414,6 +420,10 @@ class SessionManager:
             return None
         live.refresh(self.clock())
         return live.record
+
+    def segment_availability(self) -> dict[str, float] | None:
+        """How long after its last packet a segment was listed (p50/p99/max, ms)."""
+        return percentiles_ms(self.availability)
 
     def total_ingest_rate(self) -> float:
         return float(sum(r.ingest_rate for r in self.live_sessions()))

@@ -41,6 +41,8 @@ class SegmentInfo:
     discontinuity: bool
     program_date_time: float
     init_uri: str | None = None
+    #: Wall clock (epoch seconds) when its last packet arrived.
+    last_arrival: float = 0.0
 
 
 def format_date_time(epoch: float) -> str:

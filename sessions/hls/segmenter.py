@@ -77,6 +77,7 @@ class Segmenter:
         self._seg_start = 0
         self._seg_end = 0
         self._seg_arrival = 0.0
+        self._seg_last_arrival = 0.0
         self._seg_discontinuity = False
         self._next_discontinuity = False
         self._sequence = 0
@@ -313,6 +314,7 @@ class Segmenter:
             self._next_discontinuity = True
             return
         self._seg_end = max(self._seg_end, item.dts + duration)
+        self._seg_last_arrival = item.arrival
 
     def _check_keyframe_interval(self, dts: int) -> None:
         last, self._last_keyframe = self._last_keyframe, dts
@@ -380,6 +382,7 @@ class Segmenter:
             discontinuity=self._seg_discontinuity,
             program_date_time=self._seg_arrival,
             init_uri=self._init_uri if init is not None else None,
+            last_arrival=self._seg_last_arrival,
         )
         self._sequence += 1
         try:

@@ -30,8 +30,11 @@ durations are seconds. Lists take `offset` and `limit` and report the `total`.
 """
 
 
+Percentiles = Callable[[], dict[str, float] | None]
+
+
 def _system_routes(
-    is_ready: Callable[[], bool], loop_lag: Callable[[], dict[str, float] | None] | None
+    is_ready: Callable[[], bool], loop_lag: Percentiles | None, availability: Percentiles | None
 ) -> tuple[APIRouter, APIRouter]:
     """/healthz (open) and /api/status and /openapi.json (behind the token)."""
     open_routes = APIRouter(tags=["system"])
@@ -52,12 +55,16 @@ def _system_routes(
     @guarded.get("/api/status", summary="Server status")
     async def status(context: Context) -> schemas.ServerStatus:
         lag = loop_lag() if loop_lag is not None else None
+        available = availability() if availability is not None else None
         return schemas.ServerStatus(
             version=context.version,
             uptime_seconds=round_seconds(max(0.0, context.clock() - context.live.started_at)),
             live_sessions=len(context.live.live_sessions()),
             ingest_rate=round_seconds(context.live.total_ingest_rate()),
             loop_lag_ms=schemas.LoopLag(**lag) if lag is not None else None,
+            segment_availability_ms=(
+                schemas.LoopLag(**available) if available is not None else None
+            ),
         )
 
     return open_routes, guarded
@@ -74,7 +81,8 @@ def create_app(
     clock: Callable[[], float] = time.time,
     playback: Playback | None = None,
     playback_base: str | None = None,
-    loop_lag: Callable[[], dict[str, float] | None] | None = None,
+    loop_lag: Percentiles | None = None,
+    segment_availability: Percentiles | None = None,
 ) -> FastAPI:
     """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``;
     with *playback*, viewers' HLS and recording routes are served too (no token)."""
@@ -99,7 +107,7 @@ def create_app(
     )
     install_error_handlers(app)
     guard = [Depends(token_checker(admin_token))]
-    open_routes, system = _system_routes(is_ready, loop_lag)
+    open_routes, system = _system_routes(is_ready, loop_lag, segment_availability)
     app.include_router(open_routes)
     app.include_router(system, dependencies=guard)
     app.include_router(routes_streams.router, dependencies=guard)

@@ -130,6 +130,11 @@ class ServerStatus(BaseModel):
         default=None,
         description="How late the event loop ran over the last minute, in milliseconds.",
     )
+    segment_availability_ms: LoopLag | None = Field(
+        default=None,
+        description="Milliseconds from a segment's last packet to the playlist listing it "
+        "(recent segments).",
+    )
 
 
 class Kicked(BaseModel):

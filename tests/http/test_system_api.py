@@ -62,6 +62,7 @@ async def test_status_reports_version_uptime_and_live_sessions(api: Api) -> None
         "live_sessions": 1,
         "ingest_rate": 1500.5,
         "loop_lag_ms": None,
+        "segment_availability_ms": None,
     }
     assert isinstance(body["version"], str) and body["version"]
 

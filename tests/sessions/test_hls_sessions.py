@@ -128,6 +128,8 @@ async def test_published_stream_is_segmented_exactly(
         assert _decodes(path), name
         if clip["video"] is not None:
             assert _first_video_frame_is_key(path), name
+    availability = stack.manager.segment_availability()
+    assert availability is not None and 0 <= availability["p50"] <= availability["max"]
     if clip.get("gop") == 150:
         assert any(i["code"] == "keyframe_interval" for i in session.issues)
         assert not session.is_healthy
