@@ -272,6 +272,7 @@ class IngestServer:
         self.rtmp.stop_accepting()
         await self.manager.close()
         await self.rtmp.close()
+        await self.authorizer.close()
         if self._http_task is not None:
             self.http.should_exit = True
             with contextlib.suppress(Exception):

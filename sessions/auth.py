@@ -16,6 +16,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt
 from ingest.logs import log_event
@@ -59,6 +60,18 @@ class KeyAuthorizer:
         self.sleep = sleep
         self._failures: dict[str, deque[float]] = {}
         self._throttle_logged: dict[str, float] = {}
+        self._logging: set[asyncio.Task[None]] = set()
+
+    def _log(self, kind: str, **fields: Any) -> None:
+        """Write an event-log row without making the publisher wait for the store."""
+        task = asyncio.ensure_future(self.store.log_event(kind, at=self.wall_clock(), **fields))
+        self._logging.add(task)
+        task.add_done_callback(self._logging.discard)
+
+    async def close(self) -> None:
+        """Wait for the event-log rows still being written."""
+        while self._logging:
+            await asyncio.gather(*list(self._logging), return_exceptions=True)
 
     def _forget_old(self) -> None:
         """Drop addresses whose refusals all aged out (bounds memory under a spray of
@@ -91,9 +104,8 @@ class KeyAuthorizer:
             return await self._refuse(attempt, address, BAD_KEY, "unknown stream key", None)
         if stream.disabled:
             return await self._refuse(attempt, address, DENIED, "stream is disabled", stream.id)
-        await self.store.log_event(
+        self._log(
             "publish_accepted",
-            at=self.wall_clock(),
             stream_id=stream.id,
             remote_addr=attempt.remote_addr,
         )
@@ -111,9 +123,8 @@ class KeyAuthorizer:
         if len(self._failures) >= _MAX_TRACKED:
             self._forget_old()
         self._failures.setdefault(address, deque()).append(self.clock())
-        await self.store.log_event(
+        self._log(
             "publish_rejected",
-            at=self.wall_clock(),
             stream_id=stream_id,
             remote_addr=attempt.remote_addr,
             reason=reason,
@@ -135,9 +146,8 @@ class KeyAuthorizer:
                 address=address,
                 failures=len(self._failures.get(address, ())),
             )
-            await self.store.log_event(
+            self._log(
                 "publish_throttled",
-                at=self.wall_clock(),
                 remote_addr=attempt.remote_addr,
                 reason=f"{self.throttle_failures} refused publishes within "
                 f"{self.throttle_window:g}s",

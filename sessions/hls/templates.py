@@ -65,9 +65,10 @@ class TrackSetup:
 
 @dataclass(slots=True)
 class Templates:
-    """Template input streams; the container stays open while they are in use."""
+    """Template streams for the segment muxers, held by a container that is never
+    written: it stays open while they are in use."""
 
-    container: av.container.InputContainer
+    container: av.container.OutputContainer
     video: av.VideoStream | None
     audio: av.AudioStream | None
 
@@ -130,4 +131,32 @@ def open_templates(tracks: list[TrackSetup]) -> Templates:
     if missing:
         container.close()
         raise TemplateError("codec configuration gave no usable stream")
-    return Templates(container, video, audio)
+    try:
+        return _hold(video, audio)
+    finally:
+        # The probed input (its demuxer, and what FFmpeg decoded to fill in the codec
+        # parameters) costs about 4 MiB per session; the copies in an unwritten output
+        # container cost next to nothing.
+        container.close()
+
+
+def _hold(video: av.VideoStream | None, audio: av.AudioStream | None) -> Templates:
+    """Copy the template streams' parameters into an output container that is never
+    written (Matroska takes every codec the segmenter supports)."""
+    holder = av.open(io.BytesIO(), "w", format="matroska")
+    assert isinstance(holder, av.container.OutputContainer)
+    held_video: av.VideoStream | None = None
+    held_audio: av.AudioStream | None = None
+    try:
+        if video is not None:
+            stream = holder.add_stream_from_template(video)
+            assert isinstance(stream, av.VideoStream)
+            held_video = stream
+        if audio is not None:
+            sound = holder.add_stream_from_template(audio)
+            assert isinstance(sound, av.AudioStream)
+            held_audio = sound
+    except (av.FFmpegError, ValueError) as exc:
+        holder.close()
+        raise TemplateError(f"cannot copy codec configuration: {exc}") from exc
+    return Templates(holder, held_video, held_audio)
