@@ -167,10 +167,9 @@ async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
             as_json(stream_view(s, ingest_url=admin.ingest_url, live=lv))
             for s, lv in zip(records, live, strict=True)
         ]
-        _emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
+        _emit_page(items, total, args)
         return
-    if not records:
-        print("No streams." if total == 0 else f"No streams at offset {args.offset} ({total}).")
+    if _empty_page("streams", records, total, args):
         return
     rows = [
         [
@@ -260,10 +259,9 @@ async def sessions_list(admin: Admin, args: argparse.Namespace) -> None:
     )
     if admin.as_json:
         items = [await _session_json(admin, record) for record in records]
-        _emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
+        _emit_page(items, total, args)
         return
-    if not records:
-        print("No sessions." if total == 0 else f"No sessions at offset {args.offset} ({total}).")
+    if _empty_page("sessions", records, total, args):
         return
     rows = [
         [
@@ -337,3 +335,16 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
 def _print_range(offset: int, shown: int, total: int, noun: str) -> None:
     if shown < total:
         print(f"\n{offset + 1}-{offset + shown} of {total} {noun}s (--offset, --limit for more)")
+
+
+def _emit_page(items: list[Any], total: int, args: argparse.Namespace) -> None:
+    """A listing as the API's page object."""
+    _emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
+
+
+def _empty_page(what: str, records: Sequence[object], total: int, args: argparse.Namespace) -> bool:
+    """Say so when a listing page is empty; True if it was."""
+    if records:
+        return False
+    print(f"No {what}." if total == 0 else f"No {what} at offset {args.offset} ({total}).")
+    return True

@@ -272,7 +272,7 @@ class IngestServer:
         self.rtmp.stop_accepting()
         await self.manager.close()
         await self.rtmp.close()
-        await self.authorizer.close()
+        await self.authorizer.drain()
         if self._http_task is not None:
             self.http.should_exit = True
             with contextlib.suppress(Exception):

@@ -68,7 +68,7 @@ class KeyAuthorizer:
         self._logging.add(task)
         task.add_done_callback(self._logging.discard)
 
-    async def close(self) -> None:
+    async def drain(self) -> None:
         """Wait for the event-log rows still being written."""
         while self._logging:
             await asyncio.gather(*list(self._logging), return_exceptions=True)

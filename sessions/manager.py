@@ -265,15 +265,7 @@ class SessionManager:
                 on_segments=lambda segments: self._on_segments(record, segments),
             )
         self._write(lambda: self.store.insert_session(record))
-        self._write(
-            lambda: self.store.log_event(
-                "session_started",
-                at=now,
-                stream_id=record.stream_id,
-                session_id=record.id,
-                remote_addr=record.remote_addr,
-            )
-        )
+        self._log_event("session_started", record, now)
         log_event(
             logger,
             logging.INFO,
@@ -311,16 +303,7 @@ class SessionManager:
         else:
             _mark_ended(record, end_reason, error)
             self._write(lambda: self.store.save_sessions([record]))
-        self._write(
-            lambda: self.store.log_event(
-                "session_ended",
-                at=now,
-                stream_id=record.stream_id,
-                session_id=record.id,
-                remote_addr=record.remote_addr,
-                reason=end_reason,
-            )
-        )
+        self._log_event("session_ended", record, now, end_reason)
         log_event(
             logger,
             logging.INFO,
@@ -450,6 +433,21 @@ class SessionManager:
         live.control.close(why)
 
     # -- writing ------------------------------------------------------------------------
+
+    def _log_event(
+        self, kind: str, record: SessionRecord, at: float, reason: str | None = None
+    ) -> None:
+        """Queue an event-log row about ``record``."""
+        self._write(
+            lambda: self.store.log_event(
+                kind,
+                at=at,
+                stream_id=record.stream_id,
+                session_id=record.id,
+                remote_addr=record.remote_addr,
+                reason=reason,
+            )
+        )
 
     def _write(self, job: Callable[[], Awaitable[object]]) -> None:
         self._writes.put_nowait(job)

@@ -206,6 +206,7 @@ async def test_publish_without_media_leaves_no_session(stack: Stack) -> None:
     pub.close()
     await asyncio.sleep(0.3)
     assert (await stack.store.list_sessions())[1] == 0
+    await stack.authorizer.drain()
     assert [e.kind for e in await stack.store.list_events()] == ["publish_accepted"]
 
 
@@ -221,6 +222,7 @@ async def test_refused_key(stack: Stack, tmp_path: Path, case: str) -> None:
     rc = await publish_with_ffmpeg(make_flv(tmp_path / "clip.flv", seconds=1), stack.url(key))
     assert rc != 0
     assert (await stack.store.list_sessions())[1] == 0
+    await stack.authorizer.drain()
     (event,) = await stack.store.list_events()
     assert event.kind == "publish_rejected"
     assert event.reason == ("stream is disabled" if case == "disabled" else "unknown stream key")
@@ -245,6 +247,7 @@ async def test_wrong_keys_from_one_address_are_throttled(stack: Stack) -> None:
     assert checked == 10, "after 10 refusals the address is refused without a key check"
     assert set(codes[:10]) == {"NetStream.Publish.BadName"}
     assert set(codes[10:]) == {"NetStream.Publish.Denied"}
+    await stack.authorizer.drain()
     events = await stack.store.list_events(limit=1000)
     assert sum(e.kind == "publish_rejected" for e in events) == 10
     assert sum(e.kind == "publish_throttled" for e in events) == 1

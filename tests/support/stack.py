@@ -34,7 +34,7 @@ class Stack:
         self.rtmp.stop_accepting()
         await self.manager.close()
         await self.rtmp.close()
-        await self.authorizer.close()
+        await self.authorizer.drain()
         await self.store.close()
         self.executor.shutdown(wait=True)
 
