@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from ingest import __version__, admin_cli
 from ingest.config import Config, ConfigError, load_config
@@ -45,6 +46,17 @@ def _load(path: str | None) -> Config | None:
         return None
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run the server's event loop: uvloop's when it is installed (the ``fast`` extra),
+    else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
@@ -61,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(config.log.level, config.log.format)
     try:
-        asyncio.run(serve(config, config_path))
+        run_loop(serve(config, config_path))
     except OSError as exc:
         print(f"rtmp-ingest: cannot serve: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import itertools
 import logging
 import socket
 from collections.abc import Sequence
+from typing import cast
 
 from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
@@ -48,8 +49,8 @@ class RtmpProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote_addr = f"{peer[0]}:{peer[1]}"

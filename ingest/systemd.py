@@ -56,7 +56,7 @@ class Notifier:
     def __init__(self, address: str) -> None:
         #: The socket address (a path, or ``"\\0name"`` in the abstract namespace).
         self.address = address
-        self._stream: asyncio_dgram.aio.DatagramClient | None = None
+        self._stream: asyncio_dgram.aio.DatagramClient | _SocketSender | None = None
         self._lock = asyncio.Lock()
         self._failed = False
         self._closed = False
@@ -80,10 +80,14 @@ class Notifier:
             await notifier._connect()
         return notifier
 
-    async def _connect(self) -> asyncio_dgram.aio.DatagramClient | None:
+    async def _connect(self) -> asyncio_dgram.aio.DatagramClient | _SocketSender | None:
         if self._stream is None and not self._closed:
             try:
-                self._stream = await asyncio_dgram.connect(self.address)
+                try:
+                    self._stream = await asyncio_dgram.connect(self.address)
+                except (TypeError, NotImplementedError):
+                    # This event loop cannot make unix datagram endpoints (uvloop).
+                    self._stream = _SocketSender(self.address)
             except OSError as exc:
                 self._log_failure(exc)
         return self._stream
@@ -150,6 +154,29 @@ class Notifier:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+
+
+class _SocketSender:
+    """A connected, non-blocking unix datagram socket: what :class:`Notifier` uses where
+    the event loop cannot make unix datagram endpoints. A datagram to a local socket is
+    queued at once or refused, so sending never waits."""
+
+    exception: BaseException | None = None
+
+    def __init__(self, address: str) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self._sock.setblocking(False)
+            self._sock.connect(address)
+        except OSError:
+            self._sock.close()
+            raise
+
+    async def send(self, data: bytes) -> None:
+        self._sock.send(data)
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 def _status(text: str) -> str:

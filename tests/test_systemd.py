@@ -445,3 +445,24 @@ def test_activation_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     assert activated_sockets() is None
     assert "LISTEN_PID" not in os.environ
     assert "LISTEN_FDS" not in os.environ
+
+
+def test_notifier_on_uvloop_falls_back_to_a_plain_socket(tmp_path: Path) -> None:
+    """uvloop cannot make unix datagram endpoints; the notifier must still get through."""
+    import uvloop
+
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "notify-uv.sock"))
+    receiver.settimeout(5)
+
+    async def notify() -> None:
+        notifier = await Notifier.from_environ({"NOTIFY_SOCKET": str(tmp_path / "notify-uv.sock")})
+        assert notifier is not None
+        await notifier.ready("0 live sessions")
+        await notifier.watchdog()
+        notifier.close()
+
+    uvloop.run(notify())
+    assert receiver.recv(4096) == b"READY=1\nSTATUS=0 live sessions"
+    assert receiver.recv(4096) == b"WATCHDOG=1"
+    receiver.close()
