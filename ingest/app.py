@@ -25,8 +25,8 @@ from typing import Literal
 
 import uvicorn
 
-from ingest.config import Config, ConfigError, load_config
-from ingest.listener import RtmpServer
+from ingest.config import Config, ConfigError, load_config, parse_listen
+from ingest.listener import RtmpServer, listening_addresses
 from ingest.logs import configure_logging, log_event
 from ingest.looplag import LoopLagMonitor
 from ingest.systemd import (
@@ -183,12 +183,12 @@ class IngestServer:
             loop_lag=self.loop_lag.snapshot,
             segment_availability=self.manager.segment_availability,
         )
-        host, _, port = config.http.listen.rpartition(":")
+        host, port = parse_listen(config.http.listen)
         self.http = _HttpServer(
             uvicorn.Config(
                 app,
-                host=host.strip("[]") or "0.0.0.0",
-                port=int(port),
+                host=host,
+                port=port,
                 log_config=None,
                 access_log=False,
                 lifespan="off",
@@ -234,11 +234,7 @@ class IngestServer:
 
     @property
     def http_addresses(self) -> list[str]:
-        return [
-            f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-            for server in self.http.servers
-            for s in server.sockets
-        ]
+        return listening_addresses(self.http.servers)
 
     def status(self) -> str:
         sessions = self.manager.live_sessions()

@@ -7,14 +7,10 @@ media to the :class:`StreamSink` that a :class:`PublishHandler` gives it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.logs import log_event
 from ingest.rtmp.events import MediaReceived, MetadataReceived
-
-logger = logging.getLogger("ingest.publish")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,52 +78,3 @@ class PublishHandler(Protocol):
     def started(
         self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
     ) -> StreamSink: ...
-
-
-class AllowAll:
-    """Accepts every publish (until stream keys are checked against the store)."""
-
-    async def authorize(self, attempt: PublishAttempt) -> Decision:
-        return Decision(True)
-
-
-class _LoggingSink:
-    def __init__(self, attempt: PublishAttempt) -> None:
-        self.attempt = attempt
-        self.video = 0
-        self.audio = 0
-        self.payload_bytes = 0
-
-    def media(self, event: MediaReceived) -> None:
-        if event.message_type == 9:
-            self.video += 1
-        else:
-            self.audio += 1
-        self.payload_bytes += len(event.payload)
-
-    def metadata(self, event: MetadataReceived) -> None:
-        pass
-
-    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
-        log_event(
-            logger,
-            logging.INFO,
-            "publish_ended",
-            conn=self.attempt.connection_id,
-            remote=self.attempt.remote_addr,
-            cause=cause,
-            reason=reason,
-            video_messages=self.video,
-            audio_messages=self.audio,
-            payload_bytes=self.payload_bytes,
-            bytes_received=bytes_received,
-        )
-
-
-class LoggingHandler:
-    """Logs each publish's end with its message and byte counts."""
-
-    def started(
-        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
-    ) -> StreamSink:
-        return _LoggingSink(attempt)

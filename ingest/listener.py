@@ -142,9 +142,6 @@ class RtmpProtocol(asyncio.Protocol):
         elif isinstance(event, ev.MetadataReceived):
             if self.sink is not None:
                 self.sink.metadata(event)
-            if self.encoder is None:
-                encoder = event.values.get("encoder")
-                self.encoder = encoder if isinstance(encoder, str) else None
         elif isinstance(event, ev.ConnectRequested):
             self.encoder = event.flash_ver
             if event.app == self.server.config.app:
@@ -261,8 +258,7 @@ class RtmpProtocol(asyncio.Protocol):
         if conn is None or self._done:
             return
         conn.handle_timer(self.loop.time())
-        self._process()
-        self._arm_timer()
+        self._process()  # re-arms the timer at the next deadline
 
     def _abort(self) -> None:
         if self.transport is not None:
@@ -290,6 +286,15 @@ class RtmpProtocol(asyncio.Protocol):
         if self.conn is not None and not self.conn.closed and not self._done:
             self.conn.close(reason)
             self._process()
+
+
+def listening_addresses(servers: Sequence[asyncio.AbstractServer]) -> list[str]:
+    """``host:port`` of every socket the servers listen on."""
+    return [
+        f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+        for server in servers
+        for s in getattr(server, "sockets", ())
+    ]
 
 
 class RtmpServer:
@@ -338,11 +343,7 @@ class RtmpServer:
 
     @property
     def addresses(self) -> list[str]:
-        return [
-            f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-            for server in self._servers
-            for s in server.sockets
-        ]
+        return listening_addresses(self._servers)
 
     @property
     def port(self) -> int:

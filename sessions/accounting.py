@@ -105,7 +105,9 @@ class MediaAccount:
     def media_duration(self) -> float:
         return 0.0 if self.first_ts is None else (self.max_ts - self.first_ts) / 1000
 
-    def add(self, event: MediaReceived) -> None:
+    def add(self, event: MediaReceived) -> list[VideoPacket] | list[AudioPacket] | None:
+        """Count one message; returns its parsed packets (None if its header is broken),
+        so that the segmenter need not parse it again."""
         payload = event.payload
         self.media_bytes += len(payload)
         self.messages += 1
@@ -123,13 +125,15 @@ class MediaAccount:
                 single = len(video) == 1
                 for vp in video:
                     self._video(vp, ts, len(payload) if single else len(vp.data))
-            else:
-                audio = parse_audio(payload, event.timestamp)
-                single = len(audio) == 1
-                for ap in audio:
-                    self._audio(ap, ts, len(payload) if single else len(ap.data))
+                return video
+            audio = parse_audio(payload, event.timestamp)
+            single = len(audio) == 1
+            for ap in audio:
+                self._audio(ap, ts, len(payload) if single else len(ap.data))
+            return audio
         except FlvError:
             self.malformed += 1
+            return None
 
     def _track(self, kind: str, track_id: int) -> TrackStats:
         track = self.tracks.get((kind, track_id))

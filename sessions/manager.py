@@ -12,13 +12,15 @@ updated and updated before it is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
@@ -35,6 +37,9 @@ from storage.models import SessionRecord
 logger = logging.getLogger("sessions.manager")
 
 #: end_reason for each way the listener says a publish ended.
+#: Seconds a kick or a disabled key waits for the session's end to reach the store.
+_END_SAVE_TIMEOUT = 10.0
+
 _END_REASONS = {
     "unpublished": "unpublished",
     "closed_by_peer": "disconnected",
@@ -76,6 +81,8 @@ class LivePublish:
         self.last_media = 0.0
         #: Set before this side closes the connection, so the end says why.
         self.end_reason: str | None = None
+        #: Set once the end of the session (if any) is queued for the store.
+        self.end_saved = asyncio.Event()
         self._rate_samples: deque[tuple[float, int]] = deque()
 
     # -- StreamSink ---------------------------------------------------------------------
@@ -86,9 +93,9 @@ class LivePublish:
             self.first_media = now
             self.record = self.manager._open(self, now)
         self.last_media = now
-        self.account.add(event)
+        packets = self.account.add(event)
         if self.output is not None:
-            self.output.feed(event.message_type, event.timestamp, event.payload, now)
+            self.output.feed(event.message_type, event.timestamp, event.payload, now, packets)
 
     def metadata(self, event: MetadataReceived) -> None:
         encoder = event.values.get("encoder")
@@ -117,9 +124,8 @@ class LivePublish:
         record.media_bytes = self.account.media_bytes
         record.tracks = self.account.tracks_list()
         record.updated_at = now
-        if self.output is not None and self.output.segmenter.issues:
-            record.issues = list(self.output.segmenter.issues)
-            record.is_healthy = False
+        if self.output is not None:
+            _take_issues(record, self.output)
         if not sample:
             return
         samples = self._rate_samples
@@ -190,13 +196,9 @@ class SessionManager:
             return
         close_playlists(folder)
         if record.record and record.recording_status in (None, "waiting"):
-            record.recording_status = "waiting"
-            record.recording_url = self.media.recording_url(stream.playback_id, record.id)
-            record.mp4_url = self.media.mp4_url(stream.playback_id, record.id)
+            _await_recording(record, self.media, stream.playback_id)
             await self.store.save_sessions([record])
-            task = asyncio.ensure_future(self._make_recording(self.media, folder, record))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            self._spawn(self._make_recording(self.media, folder, record))
 
     async def sweep_recordings(self, days: int) -> int:
         """Delete recordings of sessions that ended more than ``days`` days ago."""
@@ -282,6 +284,7 @@ class SessionManager:
             del self._by_stream[live.stream_id]
         record = live.record
         if record is None:
+            live.end_saved.set()
             return
         self._sessions.pop(record.id, None)
         now = self.clock()
@@ -295,14 +298,11 @@ class SessionManager:
         error = reason if cause == "protocol_error" else None
         if live.output is not None:
             # The session reads as ended only once its last segment is counted.
-            task = asyncio.ensure_future(
-                self._finish_output(live.output, record, end_reason, error)
-            )
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            self._spawn(self._finish_output(live, live.output, record, end_reason, error))
         else:
             _mark_ended(record, end_reason, error)
             self._write(lambda: self.store.save_sessions([record]))
+            live.end_saved.set()
         self._log_event("session_ended", record, now, end_reason)
         log_event(
             logger,
@@ -349,7 +349,12 @@ class SessionManager:
         return write
 
     async def _finish_output(
-        self, output: SessionMedia, record: SessionRecord, end_reason: str, error: str | None
+        self,
+        live: LivePublish,
+        output: SessionMedia,
+        record: SessionRecord,
+        end_reason: str,
+        error: str | None,
     ) -> None:
         """Close the last segment and the playlists, end and save the session, then make
         the recording (if any) in the executor."""
@@ -360,15 +365,12 @@ class SessionManager:
                 logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
             )
         _mark_ended(record, end_reason, error)
-        if output.segmenter.issues:
-            record.issues = list(output.segmenter.issues)
-            record.is_healthy = False
+        _take_issues(record, output)
         settings = output.settings
         if record.record:
-            record.recording_status = "waiting"
-            record.recording_url = settings.recording_url(output.playback_id, record.id)
-            record.mp4_url = settings.mp4_url(output.playback_id, record.id)
+            _await_recording(record, settings, output.playback_id)
         self._write(lambda: self.store.save_sessions([record]))
+        live.end_saved.set()
         if record.record:
             await self._make_recording(settings, output.folder, record)
 
@@ -415,8 +417,7 @@ class SessionManager:
         live = self._sessions.get(session_id)
         if live is None:
             return False
-        self._close(live, "kicked", "kicked by an operator")
-        await self._writes.join()  # so that a read after the answer sees the end
+        await self._close_and_save(live, "kicked", "kicked by an operator")
         return True
 
     async def end_stream(self, stream_id: str, reason: str = "key_disabled") -> bool:
@@ -424,13 +425,26 @@ class SessionManager:
         live = self._by_stream.get(stream_id)
         if live is None:
             return False
-        self._close(live, reason, f"stream {reason.replace('_', ' ')}")
-        await self._writes.join()
+        await self._close_and_save(live, reason, f"stream {reason.replace('_', ' ')}")
         return True
 
     def _close(self, live: LivePublish, end_reason: str, why: str) -> None:
         live.end_reason = end_reason
         live.control.close(why)
+
+    async def _close_and_save(self, live: LivePublish, end_reason: str, why: str) -> None:
+        """End a publish and return once its end is in the store, so that a read made
+        after the answer sees it."""
+        self._close(live, end_reason, why)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.end_saved.wait(), _END_SAVE_TIMEOUT)
+        await self._writes.join()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; :meth:`close` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -503,3 +517,17 @@ def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> No
     record.end_reason = end_reason
     if error is not None:
         record.err_message = error
+
+
+def _take_issues(record: SessionRecord, output: SessionMedia) -> None:
+    """The segmenter's coded problems become the session's."""
+    if output.segmenter.issues:
+        record.issues = list(output.segmenter.issues)
+        record.is_healthy = False
+
+
+def _await_recording(record: SessionRecord, settings: MediaSettings, playback_id: str) -> None:
+    """Mark the session's recording as on its way, with the URLs it will have."""
+    record.recording_status = "waiting"
+    record.recording_url = settings.recording_url(playback_id, record.id)
+    record.mp4_url = settings.mp4_url(playback_id, record.id)

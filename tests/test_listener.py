@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from ingest.config import RtmpConfig
-from ingest.hooks import AllowAll, Decision, PublishAttempt
+from ingest.hooks import Decision, PublishAttempt
 from ingest.listener import RtmpServer
 from ingest.rtmp import messages as m
 from ingest.rtmp.chunks import ChunkWriter
 from ingest.rtmp.events import ConnectAccepted, StatusReceived
 from sessions.publishers import LivePublishers
 from tests.support.media import make_flv, publish_with_ffmpeg, read_flv_tags
-from tests.support.recorder import Recorder
+from tests.support.recorder import AllowAll, Recorder
 from tests.support.rtmp_client import SocketPublisher
 
 Start = Callable[..., Awaitable[tuple[RtmpServer, Recorder]]]

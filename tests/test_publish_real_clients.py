@@ -14,10 +14,9 @@ import av
 import pytest
 
 from ingest.config import RtmpConfig
-from ingest.hooks import AllowAll
 from ingest.listener import RtmpServer
 from tests.support.media import make_flv, publish_with_ffmpeg, publish_with_pyav, read_flv_tags
-from tests.support.recorder import Recorder
+from tests.support.recorder import AllowAll, Recorder
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ runs it in an executor so the event loop never waits on PyAV or the disk.
 """
 
 from .playlist import SegmentInfo
-from .segmenter import Segmenter
+from .segmenter import Packets, Segmenter
 from .worker import SegmenterWorker
 
-__all__ = ["SegmentInfo", "Segmenter", "SegmenterWorker"]
+__all__ = ["Packets", "SegmentInfo", "Segmenter", "SegmenterWorker"]

@@ -39,7 +39,10 @@ from .templates import (
 from .timeline import Timeline
 from .tracks import AUDIO, DEFAULT_FRAME_MS, VIDEO, Frame, IssueLog, Track, supported
 
-__all__ = ["Segmenter"]
+__all__ = ["Packets", "Segmenter"]
+
+#: One message's packets, as the FLV parser gives them.
+Packets = list[VideoPacket] | list[AudioPacket]
 
 _START_WAIT_MS = 1000
 _KEYFRAME_SLACK_MS = 100
@@ -89,21 +92,32 @@ class Segmenter:
     # -- input ---------------------------------------------------------------------
 
     def add(
-        self, message_type: int, timestamp: int, payload: bytes, arrival: float
+        self,
+        message_type: int,
+        timestamp: int,
+        payload: bytes,
+        arrival: float,
+        packets: Packets | None = None,
     ) -> list[SegmentInfo]:
-        """Feed one RTMP audio (8) or video (9) message; returns segments it completed."""
+        """Feed one RTMP audio (8) or video (9) message; returns segments it completed.
+
+        ``packets`` are the message's packets as :func:`~ingest.flv.parse_video` /
+        :func:`~ingest.flv.parse_audio` give them, when the caller parsed it already.
+        """
         done: list[SegmentInfo] = []
         if self._finished or message_type not in (AUDIO, VIDEO):
             return done
-        packets: list[VideoPacket] | list[AudioPacket]
-        try:
-            if message_type == VIDEO:
-                packets = parse_video(payload, timestamp)
-            else:
-                packets = parse_audio(payload, timestamp)
-        except FlvError as exc:
-            self._issues.record("malformed_message", f"dropped a malformed media message: {exc}")
-            return done
+        if packets is None:
+            try:
+                if message_type == VIDEO:
+                    packets = parse_video(payload, timestamp)
+                else:
+                    packets = parse_audio(payload, timestamp)
+            except FlvError as exc:
+                self._issues.record(
+                    "malformed_message", f"dropped a malformed media message: {exc}"
+                )
+                return done
         for packet in packets:
             if packet.track_id != 0:
                 continue

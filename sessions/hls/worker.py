@@ -19,11 +19,11 @@ import concurrent.futures
 from collections.abc import Callable
 
 from .playlist import SegmentInfo
-from .segmenter import Segmenter
+from .segmenter import Packets, Segmenter
 
 __all__ = ["SegmenterWorker"]
 
-_Message = tuple[int, int, bytes, float]
+_Message = tuple[int, int, bytes, float, Packets | None]
 _VIDEO = 9
 
 
@@ -57,8 +57,16 @@ class SegmenterWorker:
         self._finished = False
         self.dropped = 0
 
-    def feed(self, message_type: int, timestamp: int, payload: bytes, arrival: float) -> None:
-        """Queue one message for the segmenter (call on the event loop)."""
+    def feed(
+        self,
+        message_type: int,
+        timestamp: int,
+        payload: bytes,
+        arrival: float,
+        packets: Packets | None = None,
+    ) -> None:
+        """Queue one message for the segmenter (call on the event loop); ``packets`` are
+        its parsed packets when the caller has them already."""
         if self._finished:
             return
         pending = self._pending
@@ -70,7 +78,7 @@ class SegmenterWorker:
                     self._overloaded = True
                     self._record_overload(span)
                 return
-        pending.append((message_type, timestamp, payload, arrival))
+        pending.append((message_type, timestamp, payload, arrival, packets))
         if self._task is not None or self._timer is not None:
             return
         loop = asyncio.get_running_loop()
@@ -114,8 +122,8 @@ class SegmenterWorker:
     def _run(self, batch: list[_Message]) -> list[SegmentInfo]:
         done: list[SegmentInfo] = []
         add = self.segmenter.add
-        for message_type, timestamp, payload, arrival in batch:
-            done.extend(add(message_type, timestamp, payload, arrival))
+        for message_type, timestamp, payload, arrival, packets in batch:
+            done.extend(add(message_type, timestamp, payload, arrival, packets))
         return done
 
     def _record_overload(self, span: int) -> None:

@@ -11,14 +11,7 @@ from sessions import auth
 from sessions.auth import KeyAuthorizer, address_of
 from sessions.streams import Streams
 from storage import Store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.rtmp.wire import FakeClock
 
 
 def attempt(key: str, remote: str = "192.0.2.7:50000") -> PublishAttempt:
@@ -47,7 +40,7 @@ async def test_refusals_wait_a_random_delay_in_the_configured_range(store: Store
 
 
 async def test_throttle_ages_out_with_the_window(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock()
     streams = Streams(store)
     _, key = await streams.create("cam")
     authorizer = KeyAuthorizer(
@@ -70,7 +63,7 @@ async def test_a_spray_of_addresses_does_not_grow_memory_forever(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "_MAX_TRACKED", 50)
-    clock = Clock()
+    clock = FakeClock()
     authorizer = KeyAuthorizer(
         Streams(store), store, reject_delay=(0, 0), throttle_window=10, clock=clock
     )

@@ -215,3 +215,24 @@ async def test_garbage_media_never_breaks_the_session_or_the_server(
     latest = (await stack.store.list_sessions())[0][0]
     assert latest.source_segments >= 1
     assert (stack.media_root / stream.playback_id / latest.id / "index.m3u8").is_file()
+
+
+async def test_a_kick_answers_after_the_end_is_stored(stack: Stack, tmp_path: Path) -> None:
+    """With a segmenter to finish, the kick still returns only once the session reads as
+    ended in the store."""
+    from tests.support.media import start_ffmpeg
+
+    stream, key = await stack.streams.create("cam")
+    proc = await start_ffmpeg(
+        make_flv(tmp_path / "clip.flv", seconds=20), stack.url(key), realtime=True, quiet=True
+    )
+    async with asyncio.timeout(15):
+        while (live := stack.manager.live_session(stream.id)) is None:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(2.5)
+    assert await stack.manager.kick(live.id)
+    stored = await stack.store.get_session(live.id)
+    assert stored is not None
+    assert (stored.status, stored.end_reason) == ("ended", "kicked")
+    assert stored.source_segments >= 1
+    await proc.wait()

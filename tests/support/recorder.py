@@ -8,6 +8,13 @@ from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 
 
+class AllowAll:
+    """An authorizer that accepts every publish (for tests of the listener alone)."""
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        return Decision(True)
+
+
 class Recorder:
     """Gives every accepted publish a sink that keeps all its events."""
 
