@@ -11,7 +11,6 @@ a ``STATUS=`` line, watchdog pings from the event loop, and ``RELOADING=1``/``ST
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -19,9 +18,9 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import uvicorn
 
@@ -29,6 +28,13 @@ from ingest.config import Config, ConfigError, load_config, parse_listen
 from ingest.listener import RtmpServer, listening_addresses
 from ingest.logs import configure_logging, log_event
 from ingest.looplag import LoopLagMonitor
+from ingest.runtime import (
+    database_path,
+    duplicate_policy,
+    media_executor,
+    media_root,
+    media_settings,
+)
 from ingest.systemd import (
     ActivatedSockets,
     Notifier,
@@ -37,15 +43,16 @@ from ingest.systemd import (
     run_watchdog,
     watchdog_interval,
 )
+from ingest.workers import WorkerPool
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
 from sessions.http.views import ingest_url, public_http_url
 from sessions.manager import SessionManager
 from sessions.playback import Playback
-from sessions.publishers import DuplicatePolicy, LivePublishers
-from sessions.segmenting import MediaSettings
+from sessions.publishers import LivePublishers
 from sessions.streams import Streams
 from storage import Store
+from storage.models import SessionRecord
 
 logger = logging.getLogger("ingest.app")
 
@@ -62,6 +69,7 @@ RESTART_KEYS = frozenset(
         "hls.segment_format",
         "hls.window",
         "hls.workers",
+        "rtmp.processes",
         "http.public_url",
         "rtmp.listen",
         "http.listen",
@@ -71,11 +79,6 @@ RESTART_KEYS = frozenset(
         "storage.database",
     }
 )
-
-
-def database_path(config: Config) -> Path:
-    """The SQLite file: ``storage.database``, inside ``storage.data_dir`` when relative."""
-    return Path(config.storage.data_dir) / config.storage.database
 
 
 def admin_token(config: Config) -> str:
@@ -98,16 +101,6 @@ def admin_token(config: Config) -> str:
     return token
 
 
-def media_root(config: Config) -> Path:
-    """Where sessions' segments, playlists and recordings go."""
-    return Path(config.storage.data_dir) / "media"
-
-
-def _segment_format(config: Config) -> Literal["auto", "mpegts", "fmp4"]:
-    value = config.hls.segment_format
-    return "mpegts" if value == "mpegts" else "fmp4" if value == "fmp4" else "auto"
-
-
 def changed_keys(old: Config, new: Config) -> list[str]:
     """``section.key`` of every setting that differs."""
     changed = []
@@ -117,10 +110,6 @@ def changed_keys(old: Config, new: Config) -> list[str]:
             if getattr(before, key.name) != getattr(after, key.name):
                 changed.append(f"{section.name}.{key.name}")
     return changed
-
-
-def _policy(config: Config) -> DuplicatePolicy:
-    return "reject" if config.sessions.duplicate_publish == "reject" else "replace"
 
 
 class _HttpServer(uvicorn.Server):
@@ -138,30 +127,21 @@ class IngestServer:
         self.config = config
         self.store = store
         self.ready = False
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=config.hls.workers, thread_name_prefix="media"
-        )
+        self.executor = media_executor(config)
         public_url = public_http_url(config)
-        media = None
-        if config.hls.enabled:
-            media = MediaSettings(
-                root=media_root(config),
-                executor=self.executor,
-                public_url=public_url,
-                target_duration=config.hls.target_duration,
-                segment_format=_segment_format(config),
-                window=config.hls.window,
-            )
+        media = media_settings(config, self.executor, public_url)
+        # With worker processes, this manager has no publishers of its own: it recovers
+        # sessions a crash left open (the whole server's, or one worker's) and sweeps
+        # recordings.
         self.manager = SessionManager(
             store,
             flush_interval=config.sessions.flush_interval,
             rate_window=config.sessions.rate_window,
             media=media,
         )
-        self.playback = Playback(store, self.manager, media_root(config))
         self.loop_lag = LoopLagMonitor()
         self.retention_days = config.hls.retention_days
-        self.streams = Streams(store, on_disabled=self.manager.end_stream)
+        self.streams = Streams(store, on_disabled=lambda stream_id: self.live.end_stream(stream_id))
         self.authorizer = KeyAuthorizer(
             self.streams,
             store,
@@ -169,19 +149,39 @@ class IngestServer:
             throttle_failures=config.sessions.throttle_failures,
             throttle_window=config.sessions.throttle_window,
         )
-        self.publishers = LivePublishers(self.authorizer, self.manager, _policy(config))
-        self.rtmp = RtmpServer(config.rtmp, self.publishers, self.publishers)
+        self.rtmp: RtmpServer | None = None
+        self.pool: WorkerPool | None = None
+        self.live: SessionManager | WorkerPool
+        if config.rtmp.processes > 1:
+            self.publishers = LivePublishers(
+                self.authorizer, WorkerPool.main_handler(), duplicate_policy(config)
+            )
+            self.pool = self.live = WorkerPool(
+                config, self.publishers, self.manager, public_url=public_url
+            )
+            loop_lag: Callable[[], dict[str, float] | None] = self._all_loop_lag
+            availability = self.pool.segment_availability
+        else:
+            self.publishers = LivePublishers(
+                self.authorizer, self.manager, duplicate_policy(config)
+            )
+            self.rtmp = RtmpServer(config.rtmp, self.publishers, self.publishers)
+            self.live = self.manager
+            loop_lag = self.loop_lag.snapshot
+            availability = self.manager.segment_availability
+        self.playback = Playback(store, self.live, media_root(config))
         app = create_app(
             store=store,
             streams=self.streams,
-            live=self.manager,
+            live=self.live,
             config=config,
             admin_token=admin_token(config),
             is_ready=lambda: self.ready,
             playback=self.playback if config.hls.enabled else None,
             playback_base=public_url,
-            loop_lag=self.loop_lag.snapshot,
-            segment_availability=self.manager.segment_availability,
+            loop_lag=loop_lag,
+            segment_availability=availability,
+            processes=self.processes,
         )
         host, port = parse_listen(config.http.listen)
         self.http = _HttpServer(
@@ -219,11 +219,34 @@ class IngestServer:
                 log_event(logger, logging.ERROR, "housekeeping_failed", exc_info=exc)
             await asyncio.sleep(self.manager.flush_interval)
 
+    def _all_loop_lag(self) -> dict[str, float] | None:
+        """With worker processes: the worst of this process's lag and the workers'."""
+        own = self.loop_lag.snapshot()
+        assert self.pool is not None
+        workers = self.pool.loop_lag()
+        if own is None or workers is None:
+            return own or workers
+        return {key: max(own[key], workers.get(key, 0.0)) for key in own}
+
+    def processes(self) -> list[dict[str, Any]]:
+        """The processes that accept publishers, and their live sessions."""
+        if self.pool is not None:
+            return self.pool.processes()
+        return [{"index": 0, "pid": os.getpid(), "live_sessions": len(self._sessions())}]
+
+    def _sessions(self) -> list[SessionRecord]:
+        return self.live.live_sessions()
+
     async def start(self, activated: ActivatedSockets | None) -> None:
         await self.manager.start()
         self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
-        await self.rtmp.start(activated.rtmp if activated else ())
+        rtmp_sockets = activated.rtmp if activated else ()
+        if self.pool is not None:
+            await self.pool.start(rtmp_sockets)
+        else:
+            assert self.rtmp is not None
+            await self.rtmp.start(rtmp_sockets)
         sockets = activated.http if activated and activated.http else None
         self._http_task = asyncio.ensure_future(self.http.serve(sockets=sockets))
         while not self.http.started and not self._http_task.done():
@@ -236,15 +259,30 @@ class IngestServer:
     def http_addresses(self) -> list[str]:
         return listening_addresses(self.http.servers)
 
+    @property
+    def rtmp_addresses(self) -> list[str]:
+        front = self.pool if self.pool is not None else self.rtmp
+        assert front is not None
+        return front.addresses
+
+    @property
+    def rtmp_port(self) -> int:
+        front = self.pool if self.pool is not None else self.rtmp
+        assert front is not None
+        return front.port
+
     def status(self) -> str:
-        sessions = self.manager.live_sessions()
+        sessions = self._sessions()
         rate = sum(s.ingest_rate for s in sessions) * 8 / 1e6
         return f"{len(sessions)} live sessions, ingest {rate:.1f} Mb/s"
 
     def apply(self, config: Config) -> None:
         """Apply what can change while running (everything but :data:`RESTART_KEYS`)."""
-        self.rtmp.apply(config.rtmp)
-        self.publishers.policy = _policy(config)
+        if self.pool is not None:
+            self.pool.apply(config)
+        if self.rtmp is not None:
+            self.rtmp.apply(config.rtmp)
+        self.publishers.policy = duplicate_policy(config)
         self.manager.flush_interval = config.sessions.flush_interval
         self.manager.rate_window = config.sessions.rate_window
         self.authorizer.reject_delay = (
@@ -262,12 +300,14 @@ class IngestServer:
 
     async def stop(self) -> None:
         self.ready = False
-        log_event(
-            logger, logging.INFO, "shutting_down", live_sessions=len(self.manager.live_sessions())
-        )
-        self.rtmp.stop_accepting()
+        log_event(logger, logging.INFO, "shutting_down", live_sessions=len(self._sessions()))
+        if self.pool is not None:
+            await self.pool.close()
+        if self.rtmp is not None:
+            self.rtmp.stop_accepting()
         await self.manager.close()
-        await self.rtmp.close()
+        if self.rtmp is not None:
+            await self.rtmp.close()
         await self.authorizer.drain()
         if self._http_task is not None:
             self.http.should_exit = True
@@ -364,12 +404,12 @@ async def serve(config: Config, config_path: str | None = None) -> None:
     background: list[asyncio.Task[None]] = []
     try:
         await server.start(activated)
-        url = ingest_url(config, server.rtmp.port)
+        url = ingest_url(config, server.rtmp_port)
         await _first_run(server, url)
         server.ready = True
         print(f"Publish to {url}/<stream key>", flush=True)
         print(
-            f"RTMP on {' '.join(server.rtmp.addresses)}; "
+            f"RTMP on {' '.join(server.rtmp_addresses)}; "
             f"HTTP API on {' '.join(server.http_addresses)}",
             flush=True,
         )

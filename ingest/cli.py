@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ingest import __version__, admin_cli
 from ingest.config import Config, ConfigError, load_config
+from ingest.eventloop import run_loop
 from ingest.logs import configure_logging
 
 
@@ -44,17 +43,6 @@ def _load(path: str | None) -> Config | None:
     except ConfigError as exc:
         print(f"rtmp-ingest: invalid configuration:\n{exc}", file=sys.stderr)
         return None
-
-
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run the server's event loop: uvloop's when it is installed (the ``fast`` extra),
-    else asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

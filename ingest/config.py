@@ -174,6 +174,9 @@ class RtmpConfig:
     max_amf_depth: int = _key(16, _positive)
     #: Outgoing bytes queued per connection before we stop reading from it.
     write_buffer_limit: int = _key(1 * _MiB, _positive)
+    #: Processes that accept publishers, sharing the port (SO_REUSEPORT); 1 runs everything
+    #: in one process. Each runs its own listener, sessions and segmenters.
+    processes: int = _key(1, _between(1, 256))
 
     @property
     def host(self) -> str:
@@ -405,6 +408,16 @@ def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{name}: invalid TOML: not UTF-8 ({exc.reason})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The configuration as plain data (to hand to a worker process)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """The inverse of :func:`config_to_dict` (the values were validated already)."""
+    return Config(**{name: cls(**data[name]) for name, (cls, _) in _SPECS.items()})
 
 
 def load_config(

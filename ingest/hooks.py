@@ -7,7 +7,8 @@ media to the :class:`StreamSink` that a :class:`PublishHandler` gives it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ingest.rtmp.events import MediaReceived, MetadataReceived
@@ -47,6 +48,9 @@ class Decision:
     #: The stream's playback id (where its HLS goes) and whether it records.
     playback_id: str | None = None
     record: bool = False
+    #: Called when an accepted publish never starts (its connection closed while it was
+    #: being authorized), for an authorizer that reserved the stream for it.
+    release: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class PublishAuthorizer(Protocol):

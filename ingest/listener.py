@@ -27,6 +27,13 @@ logger = logging.getLogger("ingest.listener")
 _ids = itertools.count(1)
 
 
+def number_connections_from(first: int) -> None:
+    """Number this process's connections from ``first`` on (worker processes each take
+    their own range, so that a connection id names one connection in the logs)."""
+    global _ids
+    _ids = itertools.count(first)
+
+
 class RtmpProtocol(asyncio.Protocol):
     """One publisher's TCP connection."""
 
@@ -173,6 +180,8 @@ class RtmpProtocol(asyncio.Protocol):
         self._auth_task = None
         conn = self.conn
         if conn is None or conn.closed or self._done:
+            if decision.allowed and decision.release is not None:
+                decision.release()
             return
         if decision.allowed:
             conn.accept_publish()
@@ -311,8 +320,12 @@ class RtmpServer:
         self._servers: list[asyncio.Server] = []
         self._idle = asyncio.Event()
 
-    async def start(self, sockets: Sequence[socket.socket] = ()) -> None:
-        """Listen on ``rtmp.listen``, or on already-bound ``sockets`` (socket activation)."""
+    async def start(
+        self, sockets: Sequence[socket.socket] = (), *, reuse_port: bool = False
+    ) -> None:
+        """Listen on ``rtmp.listen``, or on already-bound ``sockets`` (socket activation).
+        With ``reuse_port``, other processes may listen on the same address too
+        (``SO_REUSEPORT``: the kernel spreads new connections over them)."""
         loop = asyncio.get_running_loop()
         if sockets:
             for sock in sockets:
@@ -326,6 +339,7 @@ class RtmpServer:
                     self.config.host,
                     self.config.port,
                     reuse_address=True,
+                    reuse_port=reuse_port or None,
                     backlog=1024,
                 )
             )

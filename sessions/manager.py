@@ -18,9 +18,9 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
@@ -49,6 +49,21 @@ _END_REASONS = {
     "rejected": "disconnected",
     "closed_locally": "shutdown",
 }
+
+
+class SessionObserver(Protocol):
+    """Told of sessions as they open, are flushed and end (a worker process tells the
+    main process, whose API lists every worker's sessions)."""
+
+    def opened(self, record: SessionRecord) -> None: ...
+
+    def saved(self, records: list[SessionRecord]) -> None:
+        """Live sessions' counters were written to the store."""
+        ...
+
+    def ended(self, record: SessionRecord) -> None:
+        """The session's end is in the store."""
+        ...
 
 
 class LivePublish:
@@ -148,9 +163,11 @@ class SessionManager:
         flush_interval: float = 1.0,
         rate_window: float = 5.0,
         media: MediaSettings | None = None,
+        observer: SessionObserver | None = None,
     ) -> None:
         self.store = store
         self.media = media
+        self.observer = observer
         self.clock = clock
         self.flush_interval = flush_interval
         self.rate_window = rate_window
@@ -165,9 +182,22 @@ class SessionManager:
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> list[SessionRecord]:
-        """Close what a crash left open (as ``server_restart``), then start flushing."""
-        recovered = await self.store.close_open_sessions(reason="server_restart", now=self.clock())
+    async def start(self, *, recover: bool = True) -> list[SessionRecord]:
+        """Close what a crash left open (as ``server_restart``; not in a worker process,
+        where the main process did it), then start flushing."""
+        recovered = await self.recover() if recover else []
+        self._tasks = [
+            asyncio.ensure_future(self._writer()),
+            asyncio.ensure_future(self._flusher()),
+        ]
+        return recovered
+
+    async def recover(self, ids: Sequence[str] | None = None) -> list[SessionRecord]:
+        """End as ``server_restart`` the sessions still live in the store (all, or those of
+        ``ids``: a worker process died), close their playlists and make their recordings."""
+        recovered = await self.store.close_open_sessions(
+            reason="server_restart", now=self.clock(), ids=ids
+        )
         for record in recovered:
             log_event(
                 logger,
@@ -178,10 +208,6 @@ class SessionManager:
                 end_reason="server_restart",
             )
             await self._finish_recovered(record)
-        self._tasks = [
-            asyncio.ensure_future(self._writer()),
-            asyncio.ensure_future(self._flusher()),
-        ]
         return recovered
 
     async def _finish_recovered(self, record: SessionRecord) -> None:
@@ -267,6 +293,8 @@ class SessionManager:
                 on_segments=lambda segments: self._on_segments(record, segments),
             )
         self._write(lambda: self.store.insert_session(record))
+        if self.observer is not None:
+            self.observer.opened(record)
         self._log_event("session_started", record, now)
         log_event(
             logger,
@@ -301,7 +329,7 @@ class SessionManager:
             self._spawn(self._finish_output(live, live.output, record, end_reason, error))
         else:
             _mark_ended(record, end_reason, error)
-            self._write(lambda: self.store.save_sessions([record]))
+            self._save_end(record)
             live.end_saved.set()
         self._log_event("session_ended", record, now, end_reason)
         log_event(
@@ -369,7 +397,7 @@ class SessionManager:
         settings = output.settings
         if record.record:
             _await_recording(record, settings, output.playback_id)
-        self._write(lambda: self.store.save_sessions([record]))
+        self._save_end(record)
         live.end_saved.set()
         if record.record:
             await self._make_recording(settings, output.folder, record)
@@ -463,6 +491,17 @@ class SessionManager:
             )
         )
 
+    def _save_end(self, record: SessionRecord) -> None:
+        """Queue an ended session's last write, then the observer's news of it."""
+        self._write(lambda: self.store.save_sessions([record]))
+        observer = self.observer
+        if observer is not None:
+
+            async def tell() -> None:
+                observer.ended(record)
+
+            self._write(tell)
+
     def _write(self, job: Callable[[], Awaitable[object]]) -> None:
         self._writes.put_nowait(job)
 
@@ -497,6 +536,8 @@ class SessionManager:
             if (stream is None or stream.disabled) and self._by_stream.get(stream_id) is live:
                 self._close(live, "key_disabled", "stream disabled")
         await self._writes.join()
+        if self.observer is not None:
+            self.observer.saved(records)
 
     async def close(self) -> None:
         """End every live publish as ``shutdown``, write everything, stop."""

@@ -10,6 +10,7 @@ with ``reject`` the newcomer gets ``NetStream.Publish.BadName`` while the key is
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from ingest.hooks import (
@@ -88,28 +89,26 @@ class LivePublishers:
             self._live.pop(slot, None)
         live = _Live(attempt, control)
         self._live[slot] = live
-        return _ReleasingSink(self, slot, live, self.handler.started(attempt, control, decision))
+        inner = self.handler.started(attempt, control, decision)
+        return ReleasingSink(inner, lambda: self._release(slot, live))
 
     def _release(self, slot: tuple[str, str], live: _Live) -> None:
         if self._live.get(slot) is live:
             del self._live[slot]
 
 
-class _ReleasingSink:
-    """Passes everything on, and frees the key when the publish ends."""
+class ReleasingSink:
+    """Passes everything on (media at no extra cost), and frees the key when the publish
+    ends: ``release`` runs first, then the inner sink's ``ended``."""
 
-    __slots__ = ("_inner", "_live", "_owner", "_slot", "media", "metadata")
+    __slots__ = ("_inner", "_release", "media", "metadata")
 
-    def __init__(
-        self, owner: LivePublishers, slot: tuple[str, str], live: _Live, inner: StreamSink
-    ) -> None:
-        self._owner = owner
-        self._slot = slot
-        self._live = live
+    def __init__(self, inner: StreamSink, release: Callable[[], None]) -> None:
         self._inner = inner
+        self._release = release
         self.media = inner.media
         self.metadata = inner.metadata
 
     def ended(self, cause: str, reason: str, bytes_received: int) -> None:
-        self._owner._release(self._slot, self._live)
+        self._release()
         self._inner.ended(cause, reason, bytes_received)

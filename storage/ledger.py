@@ -98,16 +98,26 @@ class LedgerQueries(StoreBase):
         )
         return session_from_row(rows[0]) if rows else None
 
-    async def close_open_sessions(self, *, reason: str, now: float) -> list[SessionRecord]:
-        """End every session still live (start-up after a crash). A session ends at its
-        last flushed ``last_seen``, not at ``now``; returns them, oldest first."""
+    async def close_open_sessions(
+        self, *, reason: str, now: float, ids: Sequence[str] | None = None
+    ) -> list[SessionRecord]:
+        """End every session still live (start-up after a crash), or only those of
+        ``ids`` that are (a worker process died). A session ends at its last flushed
+        ``last_seen``, not at ``now``; returns them, oldest first."""
+        sql = (
+            "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
+            " duration = last_seen - created_at, updated_at = ?"
+            f" WHERE status = 'live'{{only}} RETURNING {column_list(SESSION_COLUMNS)}"
+        )
         async with self._transaction() as conn:
-            rows = await conn.execute_fetchall(
-                "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
-                " duration = last_seen - created_at, updated_at = ?"
-                f" WHERE status = 'live' RETURNING {column_list(SESSION_COLUMNS)}",
-                (reason, now),
-            )
+            if ids is None:
+                rows = list(await conn.execute_fetchall(sql.format(only=""), (reason, now)))
+            else:
+                rows = []
+                for session_id in ids:
+                    rows += await conn.execute_fetchall(
+                        sql.format(only=" AND id = ?"), (reason, now, session_id)
+                    )
         closed = [session_from_row(r) for r in rows]
         closed.sort(key=lambda s: (s.created_at, s.id))
         return closed

@@ -206,7 +206,9 @@ async def test_reload_applies_what_it_can_and_keeps_the_old_on_error(tmp_path: P
     assert "level=debug logger=ingest.listener event=connection_opened" in logs
 
 
-async def test_socket_activation_uses_the_passed_sockets(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_socket_activation_uses_the_passed_sockets(tmp_path: Path, processes: int) -> None:
+    """The passed sockets are used (with worker processes, the workers share the RTMP one)."""
     rtmp = socket.create_server(("127.0.0.1", 0))
     http = socket.create_server(("127.0.0.1", 0))
     rtmp_port, http_port = rtmp.getsockname()[1], http.getsockname()[1]
@@ -228,7 +230,12 @@ async def test_socket_activation_uses_the_passed_sockets(tmp_path: Path) -> None
         "/bin/sh", "-c", 'LISTEN_PID=$$ exec "$0" -m ingest serve --config "$1"',
         sys.executable, str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "LISTEN_FDS": "2", "LISTEN_FDNAMES": "rtmp:http"},
+        env={
+            **os.environ,
+            "LISTEN_FDS": "2",
+            "LISTEN_FDNAMES": "rtmp:http",
+            "RTMP_INGEST_RTMP_PROCESSES": str(processes),
+        },
         close_fds=False, preexec_fn=move_fds,
     )  # fmt: skip
     rtmp.close()
@@ -247,8 +254,13 @@ async def test_socket_activation_uses_the_passed_sockets(tmp_path: Path) -> None
         await asyncio.sleep(0.2)
         status = json.loads((await asyncio.to_thread(urllib.request.urlopen, request)).read())
         assert set(status["loop_lag_ms"]) == {"p50", "p99", "max"}
+        pids = [p["pid"] for p in status["processes"]]
+        assert len(pids) == processes
+        assert (pids == [proc.pid]) if processes == 1 else (proc.pid not in pids)
         source = make_flv(tmp_path / "clip.flv", seconds=1)
-        assert await publish_with_ffmpeg(source, f"rtmp://127.0.0.1:{rtmp_port}/live/{key}") == 0
+        for _ in range(3):
+            url = f"rtmp://127.0.0.1:{rtmp_port}/live/{key}"
+            assert await publish_with_ffmpeg(source, url) == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0

@@ -31,10 +31,14 @@ durations are seconds. Lists take `offset` and `limit` and report the `total`.
 
 
 Percentiles = Callable[[], dict[str, float] | None]
+Processes = Callable[[], list[dict[str, Any]]]
 
 
 def _system_routes(
-    is_ready: Callable[[], bool], loop_lag: Percentiles | None, availability: Percentiles | None
+    is_ready: Callable[[], bool],
+    loop_lag: Percentiles | None,
+    availability: Percentiles | None,
+    processes: Processes | None,
 ) -> tuple[APIRouter, APIRouter]:
     """/healthz (open) and /api/status and /openapi.json (behind the token)."""
     open_routes = APIRouter(tags=["system"])
@@ -65,6 +69,7 @@ def _system_routes(
             segment_availability_ms=(
                 schemas.LoopLag(**available) if available is not None else None
             ),
+            processes=[schemas.ProcessStatus(**p) for p in processes()] if processes else [],
         )
 
     return open_routes, guarded
@@ -83,6 +88,7 @@ def create_app(
     playback_base: str | None = None,
     loop_lag: Percentiles | None = None,
     segment_availability: Percentiles | None = None,
+    processes: Processes | None = None,
 ) -> FastAPI:
     """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``;
     with *playback*, viewers' HLS and recording routes are served too (no token)."""
@@ -107,7 +113,7 @@ def create_app(
     )
     install_error_handlers(app)
     guard = [Depends(token_checker(admin_token))]
-    open_routes, system = _system_routes(is_ready, loop_lag, segment_availability)
+    open_routes, system = _system_routes(is_ready, loop_lag, segment_availability, processes)
     app.include_router(open_routes)
     app.include_router(system, dependencies=guard)
     app.include_router(routes_streams.router, dependencies=guard)

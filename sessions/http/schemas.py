@@ -121,6 +121,12 @@ class LoopLag(BaseModel):
     max: float
 
 
+class ProcessStatus(BaseModel):
+    index: int = Field(description="The process's number, from 0.")
+    pid: int | None = Field(description="Its process id (null while it is being restarted).")
+    live_sessions: int
+
+
 class ServerStatus(BaseModel):
     version: str
     uptime_seconds: float
@@ -128,12 +134,18 @@ class ServerStatus(BaseModel):
     ingest_rate: float = Field(description="Bytes per second over all live sessions.")
     loop_lag_ms: LoopLag | None = Field(
         default=None,
-        description="How late the event loop ran over the last minute, in milliseconds.",
+        description="How late the event loop ran over the last minute, in milliseconds "
+        "(with several processes, the worst of them).",
     )
     segment_availability_ms: LoopLag | None = Field(
         default=None,
         description="Milliseconds from a segment's last packet to the playlist listing it "
-        "(recent segments).",
+        "(recent segments; with several processes, the worst of them).",
+    )
+    processes: list[ProcessStatus] = Field(
+        default_factory=list,
+        description="The processes that accept publishers ([rtmp] processes) and how many "
+        "live sessions each holds.",
     )
 
 

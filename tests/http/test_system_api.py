@@ -63,6 +63,7 @@ async def test_status_reports_version_uptime_and_live_sessions(api: Api) -> None
         "ingest_rate": 1500.5,
         "loop_lag_ms": None,
         "segment_availability_ms": None,
+        "processes": [],
     }
     assert isinstance(body["version"], str) and body["version"]
 

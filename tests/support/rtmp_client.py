@@ -22,6 +22,8 @@ class SocketPublisher:
         self.conn = conn
         self.events: list[Event] = []
         self.eof = False
+        #: Bytes written to the socket so far (the server counts what it read of them).
+        self.bytes_sent = 0
 
     @classmethod
     async def open(
@@ -37,6 +39,7 @@ class SocketPublisher:
         data = self.conn.data_to_send()
         if data and not self.writer.is_closing():
             self.writer.write(data)
+            self.bytes_sent += len(data)
             try:
                 await self.writer.drain()
             except ConnectionError:
