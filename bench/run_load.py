@@ -64,6 +64,7 @@ class Result:
     cpu_percent_max_1s: float = 0.0
     peak_rss: int = 0
     rss_end: int = 0
+    pss_end: int = 0
     accept_p50_ms: float | None = None
     accept_p99_ms: float | None = None
     streams_accepted: int = 0
@@ -95,7 +96,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _start(
-    cmd: list[str], cpu: int | None, log: IO[bytes], **kwargs: Any
+    cmd: list[str], cpu: set[int] | None, log: IO[bytes], **kwargs: Any
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd,
@@ -179,12 +180,14 @@ async def _create_keys(db: Path, streams: int) -> list[str]:
 
 
 @contextmanager
-def ours(tmp: Path, streams: int, hls: bool, cpu: int | None) -> Iterator[Target]:
+def ours(
+    tmp: Path, streams: int, hls: bool, cpu: set[int] | None, processes: int = 1
+) -> Iterator[Target]:
     data = tmp / "data"
     data.mkdir()
     config = tmp / "config.toml"
     config.write_text(
-        '[rtmp]\nlisten = "127.0.0.1:0"\n'
+        f'[rtmp]\nlisten = "127.0.0.1:0"\nprocesses = {processes}\n'
         '[http]\nlisten = "127.0.0.1:0"\n'
         f"[storage]\ndata_dir = {json.dumps(str(data))}\n"
         f"[hls]\nenabled = {'true' if hls else 'false'}\n"
@@ -226,7 +229,7 @@ def ours(tmp: Path, streams: int, hls: bool, cpu: int | None) -> Iterator[Target
 
 @contextmanager
 def nginx(
-    tmp: Path, nginx_bin: nginx_peer.Nginx, keys: list[str], hls: bool, cpu: int | None
+    tmp: Path, nginx_bin: nginx_peer.Nginx, keys: list[str], hls: bool, cpu: set[int] | None
 ) -> Iterator[Target]:
     port = _free_port()
     conf = nginx_peer.write_config(tmp, nginx_bin.module, port, hls=hls, root=os.geteuid() == 0)
@@ -272,7 +275,7 @@ def measure(
     seconds: float,
     ramp: float,
     chunk_size: int,
-    cpu: int | None,
+    cpu: set[int] | None,
     log: IO[bytes],
 ) -> Result:
     result = Result(target.name)
@@ -294,23 +297,23 @@ def measure(
         if target.status is not None:
             result.live_sessions_start = target.status()["live_sessions"]
         began = time.monotonic()
-        cpu0, gen0 = procstat.cpu_seconds(server), procstat.cpu_seconds(publisher.pid)
+        cpu0, gen0 = procstat.tree_cpu_seconds(server), procstat.cpu_seconds(publisher.pid)
         last_t, last_cpu = began, cpu0
         while time.monotonic() < end_at and publisher.poll() is None:
             _sleep_until(min(end_at, last_t + 1.0), publisher)
-            now, used = time.monotonic(), procstat.cpu_seconds(server)
+            now, used = time.monotonic(), procstat.tree_cpu_seconds(server)
             if now - last_t >= 0.5:
                 share = (used - last_cpu) / (now - last_t) * 100
                 result.cpu_percent_max_1s = max(result.cpu_percent_max_1s, share)
             last_t, last_cpu = now, used
         ended = time.monotonic()
-        cpu1 = procstat.cpu_seconds(server)
+        cpu1 = procstat.tree_cpu_seconds(server)
         gen1 = procstat.cpu_seconds(publisher.pid) if publisher.poll() is None else gen0
-        mem = procstat.memory(server)
+        mem = procstat.tree_memory(server)
         result.window_seconds = ended - began
         result.cpu_percent = (cpu1 - cpu0) / result.window_seconds * 100
         result.generator_cpu_percent = (gen1 - gen0) / result.window_seconds * 100
-        result.peak_rss, result.rss_end = mem.peak_rss, mem.rss
+        result.peak_rss, result.rss_end, result.pss_end = mem.peak_rss, mem.rss, mem.pss
         if target.media_dir is not None and target.media_dir.exists():
             names = (p.name for p in target.media_dir.rglob("*") if p.is_file())
             result.hls_files = sum(1 for n in names if n.endswith((".ts", ".m4s")))
@@ -377,6 +380,7 @@ def table(results: list[Result], streams: int) -> str:
     add("server CPU, busiest 1 s", lambda r: f"{r.cpu_percent_max_1s:.1f}%")
     add("peak RSS (VmHWM)", lambda r: _mib(r.peak_rss), ratio(lambda r: r.peak_rss))
     add("RSS at window end", lambda r: _mib(r.rss_end), ratio(lambda r: r.rss_end))
+    add("PSS at window end", lambda r: _mib(r.pss_end), ratio(lambda r: r.pss_end))
     add("publish accept p50", lambda r: _ms(r.accept_p50_ms))
     add("publish accept p99", lambda r: _ms(r.accept_p99_ms))
     add("dropped publishers", lambda r: f"{r.dropped} of {streams}")
@@ -439,8 +443,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             seconds=CLIP_SECONDS,
             bitrate=2_400_000,
         )
-        if args.client_cpu is not None:
-            os.sched_setaffinity(0, {args.client_cpu})  # keep the server's CPU to itself
+        if args.client_cpu:
+            os.sched_setaffinity(0, args.client_cpu)  # keep the server's CPUs to itself
         common: dict[str, Any] = {
             "seconds": args.seconds,
             "ramp": args.ramp,
@@ -450,7 +454,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         (tmp / "ours").mkdir()
         with open(tmp / "publisher-ours.log", "wb") as log:
             print(f"rtmp-ingest: {args.streams} streams, {args.seconds:.0f} s...", file=sys.stderr)
-            with ours(tmp / "ours", args.streams, hls, args.server_cpu) as target:
+            with ours(tmp / "ours", args.streams, hls, args.server_cpu, args.processes) as target:
                 results.append(measure(target, clip, log=log, **common))
                 keys = target.keys
             _show_log(tmp / "publisher-ours.log")
@@ -471,8 +475,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "ramp": args.ramp,
         "hls": hls,
         "chunk_size": args.chunk_size,
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        "server_cpu": sorted(args.server_cpu),
+        "client_cpu": sorted(args.client_cpu),
+        "processes": args.processes,
         "clip": {"seconds": CLIP_SECONDS, "size": "1280x720", "fps": 30, "bitrate": 2_400_000},
         "results": [
             {
@@ -494,6 +499,14 @@ def _show_log(path: Path) -> None:
         print(f"{path.name}:\n{text[-2000:]}", file=sys.stderr)
 
 
+def _cpus(text: str) -> set[int]:
+    try:
+        cpus = {int(part) for part in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CPUs like 0 or 0,1, got {text!r}") from None
+    return cpus
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=20)
@@ -502,8 +515,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", choices=["none", "nginx"], default="none")
     parser.add_argument("--hls", choices=["on", "off"], default="on")
     parser.add_argument("--chunk-size", type=int, default=4096, help="publishers' chunk size")
-    parser.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
-    parser.add_argument("--client-cpu", type=int, default=1, help="CPU the publishers use")
+    parser.add_argument(
+        "--server-cpu", type=_cpus, default={0}, help="CPUs the server is pinned to, e.g. 0 or 0,1"
+    )
+    parser.add_argument(
+        "--client-cpu", type=_cpus, default={1}, help="CPUs the publishers are pinned to"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="our server's [rtmp] processes (workers)"
+    )
     parser.add_argument("--nginx", help="the nginx binary (default: nginx on PATH)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
