@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import urllib.request
 from collections.abc import AsyncIterator
@@ -427,3 +428,58 @@ async def test_a_publish_abandoned_while_authorized_claims_nothing() -> None:
     # So the stream is free for the next publisher, even under "reject".
     assert (await pool._on_request(pool.workers[1], _authorize(8)))["allowed"]
     assert len(publishers) == 1
+
+
+async def test_workers_stop_gracefully_when_the_main_process_dies(tmp_path: Path) -> None:
+    async with running(tmp_path, 1) as (server, [(stream, key)]):
+        publisher = await _publish(server, key)
+        session = await server.live_of(stream.id)
+        pids = [p["pid"] for p in (await server.status())["processes"]]
+        server.proc.kill()
+        await server.proc.wait()
+        # Each worker notices the closed channel and ends what it holds.
+        await publisher.wait_closed()
+        async with asyncio.timeout(20):
+            while any(_alive(pid) for pid in pids):
+                await asyncio.sleep(0.05)
+    store = await Store.open(tmp_path / "data" / "rtmp-ingest.db")
+    try:
+        record = await store.get_session(session["id"])
+        assert record is not None
+        assert (record.status, record.end_reason) == ("ended", "shutdown")
+        assert record.bytes_received == publisher.bytes_sent
+    finally:
+        await store.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_a_worker_that_cannot_listen_stops_the_server_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[rtmp]\nlisten = "127.0.0.1:{port}"\nprocesses = 2\n'
+            f'[http]\nlisten = "127.0.0.1:0"\n[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ingest", "serve", "--config", str(config),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in err.decode(), err.decode()
+    finally:
+        taken.close()
