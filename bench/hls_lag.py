@@ -55,7 +55,7 @@ async def measure(streams: int, seconds: float, workers: int, data: Path) -> dic
     tick = asyncio.ensure_future(ticker())
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.publisher", "--url",
-        f"rtmp://127.0.0.1:{server.rtmp_port}/live", "--seconds", str(seconds), str(clip),
+        f"rtmp://127.0.0.1:{server.front.port}/live", "--seconds", str(seconds), str(clip),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await proc.communicate("\n".join(keys).encode())

@@ -18,7 +18,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from ingest.systemd import (
     run_watchdog,
     watchdog_interval,
 )
-from ingest.workers import WorkerPool
+from ingest.workers import WorkerPool, worst
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
 from sessions.http.views import ingest_url, public_http_url
@@ -52,7 +52,6 @@ from sessions.playback import Playback
 from sessions.publishers import LivePublishers
 from sessions.streams import Streams
 from storage import Store
-from storage.models import SessionRecord
 
 logger = logging.getLogger("ingest.app")
 
@@ -151,24 +150,22 @@ class IngestServer:
         )
         self.rtmp: RtmpServer | None = None
         self.pool: WorkerPool | None = None
+        #: What accepts publishers: this process's listener, or the worker processes.
+        self.front: RtmpServer | WorkerPool
         self.live: SessionManager | WorkerPool
         if config.rtmp.processes > 1:
             self.publishers = LivePublishers(
                 self.authorizer, WorkerPool.main_handler(), duplicate_policy(config)
             )
-            self.pool = self.live = WorkerPool(
+            self.pool = self.front = self.live = WorkerPool(
                 config, self.publishers, self.manager, public_url=public_url
             )
-            loop_lag: Callable[[], dict[str, float] | None] = self._all_loop_lag
-            availability = self.pool.segment_availability
         else:
             self.publishers = LivePublishers(
                 self.authorizer, self.manager, duplicate_policy(config)
             )
-            self.rtmp = RtmpServer(config.rtmp, self.publishers, self.publishers)
+            self.rtmp = self.front = RtmpServer(config.rtmp, self.publishers, self.publishers)
             self.live = self.manager
-            loop_lag = self.loop_lag.snapshot
-            availability = self.manager.segment_availability
         self.playback = Playback(store, self.live, media_root(config))
         app = create_app(
             store=store,
@@ -179,8 +176,8 @@ class IngestServer:
             is_ready=lambda: self.ready,
             playback=self.playback if config.hls.enabled else None,
             playback_base=public_url,
-            loop_lag=loop_lag,
-            segment_availability=availability,
+            loop_lag=self._loop_lag,
+            segment_availability=self.live.segment_availability,
             processes=self.processes,
         )
         host, port = parse_listen(config.http.listen)
@@ -219,34 +216,23 @@ class IngestServer:
                 log_event(logger, logging.ERROR, "housekeeping_failed", exc_info=exc)
             await asyncio.sleep(self.manager.flush_interval)
 
-    def _all_loop_lag(self) -> dict[str, float] | None:
-        """With worker processes: the worst of this process's lag and the workers'."""
+    def _loop_lag(self) -> dict[str, float] | None:
+        """This process's event-loop lag, or the worst of it and the workers'."""
         own = self.loop_lag.snapshot()
-        assert self.pool is not None
-        workers = self.pool.loop_lag()
-        if own is None or workers is None:
-            return own or workers
-        return {key: max(own[key], workers.get(key, 0.0)) for key in own}
+        return own if self.pool is None else worst(own, self.pool.loop_lag())
 
     def processes(self) -> list[dict[str, Any]]:
         """The processes that accept publishers, and their live sessions."""
         if self.pool is not None:
             return self.pool.processes()
-        return [{"index": 0, "pid": os.getpid(), "live_sessions": len(self._sessions())}]
-
-    def _sessions(self) -> list[SessionRecord]:
-        return self.live.live_sessions()
+        live = len(self.live.live_sessions())
+        return [{"index": 0, "pid": os.getpid(), "live_sessions": live}]
 
     async def start(self, activated: ActivatedSockets | None) -> None:
         await self.manager.start()
         self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
-        rtmp_sockets = activated.rtmp if activated else ()
-        if self.pool is not None:
-            await self.pool.start(rtmp_sockets)
-        else:
-            assert self.rtmp is not None
-            await self.rtmp.start(rtmp_sockets)
+        await self.front.start(activated.rtmp if activated else ())
         sockets = activated.http if activated and activated.http else None
         self._http_task = asyncio.ensure_future(self.http.serve(sockets=sockets))
         while not self.http.started and not self._http_task.done():
@@ -259,20 +245,8 @@ class IngestServer:
     def http_addresses(self) -> list[str]:
         return listening_addresses(self.http.servers)
 
-    @property
-    def rtmp_addresses(self) -> list[str]:
-        front = self.pool if self.pool is not None else self.rtmp
-        assert front is not None
-        return front.addresses
-
-    @property
-    def rtmp_port(self) -> int:
-        front = self.pool if self.pool is not None else self.rtmp
-        assert front is not None
-        return front.port
-
     def status(self) -> str:
-        sessions = self._sessions()
+        sessions = self.live.live_sessions()
         rate = sum(s.ingest_rate for s in sessions) * 8 / 1e6
         return f"{len(sessions)} live sessions, ingest {rate:.1f} Mb/s"
 
@@ -300,7 +274,9 @@ class IngestServer:
 
     async def stop(self) -> None:
         self.ready = False
-        log_event(logger, logging.INFO, "shutting_down", live_sessions=len(self._sessions()))
+        log_event(
+            logger, logging.INFO, "shutting_down", live_sessions=len(self.live.live_sessions())
+        )
         if self.pool is not None:
             await self.pool.close()
         if self.rtmp is not None:
@@ -404,12 +380,12 @@ async def serve(config: Config, config_path: str | None = None) -> None:
     background: list[asyncio.Task[None]] = []
     try:
         await server.start(activated)
-        url = ingest_url(config, server.rtmp_port)
+        url = ingest_url(config, server.front.port)
         await _first_run(server, url)
         server.ready = True
         print(f"Publish to {url}/<stream key>", flush=True)
         print(
-            f"RTMP on {' '.join(server.rtmp_addresses)}; "
+            f"RTMP on {' '.join(server.front.addresses)}; "
             f"HTTP API on {' '.join(server.http_addresses)}",
             flush=True,
         )

@@ -59,7 +59,7 @@ def worker_environ() -> dict[str, str]:
 
 
 def attempt_to_dict(attempt: PublishAttempt) -> dict[str, Any]:
-    return {f.name: getattr(attempt, f.name) for f in dataclasses.fields(attempt)}
+    return dataclasses.asdict(attempt)
 
 
 def decision_to_dict(decision: Decision) -> dict[str, Any]:
@@ -426,20 +426,21 @@ class WorkerPool:
 
     def loop_lag(self) -> dict[str, float] | None:
         """The worst worker's event-loop lag (each percentile its own maximum)."""
-        return _worst(w.loop_lag for w in self.workers)
+        return worst(*(w.loop_lag for w in self.workers))
 
     def segment_availability(self) -> dict[str, float] | None:
-        return _worst(w.availability for w in self.workers)
+        return worst(*(w.availability for w in self.workers))
 
 
-def _worst(reports: Any) -> dict[str, float] | None:
-    worst: dict[str, float] | None = None
+def worst(*reports: dict[str, float] | None) -> dict[str, float] | None:
+    """Percentile reports of several processes as one: each figure its highest."""
+    merged: dict[str, float] | None = None
     for report in reports:
         if report is None:
             continue
-        if worst is None:
-            worst = dict(report)
+        if merged is None:
+            merged = dict(report)
         else:
             for key, value in report.items():
-                worst[key] = max(worst.get(key, value), value)
-    return worst
+                merged[key] = max(merged.get(key, value), value)
+    return merged

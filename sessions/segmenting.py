@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sessions.hls import Packets, Segmenter, SegmenterWorker, SegmentInfo
+from sessions.hls import Segmenter, SegmenterWorker, SegmentInfo
 from sessions.playback import RECORDING, VOD_PLAYLIST
 from sessions.recording import remux_to_mp4
 
@@ -69,16 +69,9 @@ class SessionMedia:
             keep_all=record,
         )
         self.worker = SegmenterWorker(self.segmenter, settings.executor, on_segments)
-
-    def feed(
-        self,
-        message_type: int,
-        timestamp: int,
-        payload: bytes,
-        arrival: float,
-        packets: Packets | None = None,
-    ) -> None:
-        self.worker.feed(message_type, timestamp, payload, arrival, packets)
+        #: Hands one media message to the segmenter (per message: the worker's own method,
+        #: no call in between).
+        self.feed = self.worker.feed
 
     async def finish(self) -> None:
         """Close the last segment and the playlists."""

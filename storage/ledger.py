@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -104,20 +105,17 @@ class LedgerQueries(StoreBase):
         """End every session still live (start-up after a crash), or only those of
         ``ids`` that are (a worker process died). A session ends at its last flushed
         ``last_seen``, not at ``now``; returns them, oldest first."""
-        sql = (
-            "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
-            " duration = last_seen - created_at, updated_at = ?"
-            f" WHERE status = 'live'{{only}} RETURNING {column_list(SESSION_COLUMNS)}"
-        )
+        only, params = "", [reason, now]
+        if ids is not None:
+            only = " AND id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(ids)))
         async with self._transaction() as conn:
-            if ids is None:
-                rows = list(await conn.execute_fetchall(sql.format(only=""), (reason, now)))
-            else:
-                rows = []
-                for session_id in ids:
-                    rows += await conn.execute_fetchall(
-                        sql.format(only=" AND id = ?"), (reason, now, session_id)
-                    )
+            rows = await conn.execute_fetchall(
+                "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
+                " duration = last_seen - created_at, updated_at = ?"
+                f" WHERE status = 'live'{only} RETURNING {column_list(SESSION_COLUMNS)}",
+                params,
+            )
         closed = [session_from_row(r) for r in rows]
         closed.sort(key=lambda s: (s.created_at, s.id))
         return closed
