@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,16 +181,29 @@ async def _create_keys(db: Path, streams: int) -> list[str]:
 
 @contextmanager
 def ours(
-    tmp: Path, streams: int, hls: bool, cpu: set[int] | None, processes: int = 1
+    tmp: Path,
+    streams: int,
+    hls: bool,
+    cpu: set[int] | None,
+    processes: int = 1,
+    settings: Sequence[tuple[str, str, str]] = (),
 ) -> Iterator[Target]:
     data = tmp / "data"
     data.mkdir()
     config = tmp / "config.toml"
+    sections: dict[str, dict[str, str]] = {
+        "rtmp": {"listen": '"127.0.0.1:0"', "processes": str(processes)},
+        "http": {"listen": '"127.0.0.1:0"'},
+        "storage": {"data_dir": json.dumps(str(data))},
+        "hls": {"enabled": "true" if hls else "false"},
+    }
+    for section, key, value in settings:
+        sections.setdefault(section, {})[key] = value
     config.write_text(
-        f'[rtmp]\nlisten = "127.0.0.1:0"\nprocesses = {processes}\n'
-        '[http]\nlisten = "127.0.0.1:0"\n'
-        f"[storage]\ndata_dir = {json.dumps(str(data))}\n"
-        f"[hls]\nenabled = {'true' if hls else 'false'}\n"
+        "".join(
+            f"[{section}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items())
+            for section, keys in sections.items()
+        )
     )
     keys = asyncio.run(_create_keys(data / "rtmp-ingest.db", streams))
     stdout = tmp / "stdout.log"
@@ -454,7 +467,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         (tmp / "ours").mkdir()
         with open(tmp / "publisher-ours.log", "wb") as log:
             print(f"rtmp-ingest: {args.streams} streams, {args.seconds:.0f} s...", file=sys.stderr)
-            with ours(tmp / "ours", args.streams, hls, args.server_cpu, args.processes) as target:
+            with ours(
+                tmp / "ours", args.streams, hls, args.server_cpu, args.processes, args.set
+            ) as target:
                 results.append(measure(target, clip, log=log, **common))
                 keys = target.keys
             _show_log(tmp / "publisher-ours.log")
@@ -478,6 +493,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "server_cpu": sorted(args.server_cpu),
         "client_cpu": sorted(args.client_cpu),
         "processes": args.processes,
+        "settings": [f"{s}.{k}={v}" for s, k, v in args.set],
         "clip": {"seconds": CLIP_SECONDS, "size": "1280x720", "fps": 30, "bitrate": 2_400_000},
         "results": [
             {
@@ -507,6 +523,14 @@ def _cpus(text: str) -> set[int]:
     return cpus
 
 
+def _setting(text: str) -> tuple[str, str, str]:
+    name, sep, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not (sep and dot and section and key and value.strip()):
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, got {text!r}")
+    return section, key.strip(), value.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=20)
@@ -523,6 +547,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--processes", type=int, default=1, help="our server's [rtmp] processes (workers)"
+    )
+    parser.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="one more setting of our server's config, as TOML (e.g. hls.workers=2); repeatable",
     )
     parser.add_argument("--nginx", help="the nginx binary (default: nginx on PATH)")
     parser.add_argument("--json", type=Path, help="also write the results here")
