@@ -2,7 +2,8 @@
 
 ``feed`` only appends to a pending list (O(1), never blocks). Messages are handed over
 in batches, not one thread hop per message: a video keyframe (which may complete a
-segment) starts a drain at once, anything else within ``batch_delay`` seconds. A drain
+segment) starts a drain at once, even while earlier messages wait for their batch timer;
+anything else within ``batch_delay`` seconds. A drain
 hands the whole pending batch to the executor, where
 ``Segmenter.add`` runs message by message; one batch at a time per segmenter, so the
 order is kept. Completed segments are passed to ``on_segments`` back on the event loop.
@@ -43,7 +44,7 @@ class SegmenterWorker:
         on_segments: Callable[[list[SegmentInfo]], None],
         *,
         max_pending_ms: int = 10_000,
-        batch_delay: float = 0.1,
+        batch_delay: float = 0.25,
     ) -> None:
         self.segmenter = segmenter
         self._executor = executor
@@ -79,14 +80,18 @@ class SegmenterWorker:
                     self._record_overload(span)
                 return
         pending.append((message_type, timestamp, payload, arrival, packets))
-        if self._task is not None or self._timer is not None:
+        if self._task is not None:
             return
-        loop = asyncio.get_running_loop()
         if message_type == _VIDEO and payload and _is_keyframe(payload[0]):
             # A keyframe may complete a segment: hand it over at once.
-            self._task = loop.create_task(self._drain())
-        else:
-            self._timer = loop.call_later(self._batch_delay, self._start_drain)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._batch_delay, self._start_drain
+            )
 
     def _start_drain(self) -> None:
         self._timer = None
