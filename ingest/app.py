@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from ingest.config import Config, ConfigError, load_config, parse_listen
+from ingest.heap import settle_heap
 from ingest.listener import RtmpServer, listening_addresses
 from ingest.logs import configure_logging, log_event
 from ingest.looplag import LoopLagMonitor
@@ -383,6 +384,7 @@ async def serve(config: Config, config_path: str | None = None) -> None:
         url = ingest_url(config, server.front.port)
         await _first_run(server, url)
         server.ready = True
+        settle_heap()
         print(f"Publish to {url}/<stream key>", flush=True)
         print(
             f"RTMP on {' '.join(server.front.addresses)}; "

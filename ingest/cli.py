@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ingest import __version__, admin_cli
 from ingest.config import Config, ConfigError, load_config
 from ingest.eventloop import run_loop
+from ingest.heap import limit_malloc_arenas
 from ingest.logs import configure_logging
 
 
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest.app import serve
 
     configure_logging(config.log.level, config.log.format)
+    limit_malloc_arenas()
     try:
         run_loop(serve(config, config_path))
     except OSError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 from ingest.channel import Channel, ChannelClosed, Message
 from ingest.config import config_from_dict
 from ingest.eventloop import run_loop
+from ingest.heap import limit_malloc_arenas, settle_heap
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.listener import RtmpServer, number_connections_from
 from ingest.logs import configure_logging
@@ -210,6 +211,7 @@ class Worker:
                 code = 1
             else:
                 channel.notify("ready", addresses=rtmp.addresses)
+                settle_heap()
                 stop = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({stop, closed}, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
@@ -247,6 +249,7 @@ def main(argv: list[str]) -> int:
     async def run() -> None:
         result.append(await _main(int(argv[0])))
 
+    limit_malloc_arenas()
     run_loop(run())
     return result[0] if result else 1
 
