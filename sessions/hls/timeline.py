@@ -10,15 +10,14 @@ frame after the highest timestamp, and the output never goes backwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ingest.flv import TimestampUnwrapper
 
 __all__ = ["Placement", "Timeline"]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """Where one message lands: ``ms`` on the output timeline; ``jump`` is 0, or the
     size of the discontinuity found (negative for a jump back) in milliseconds."""
 

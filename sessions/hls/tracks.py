@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .templates import FMP4_AUDIO, FMP4_VIDEO
 
@@ -29,9 +29,9 @@ class Track:
     frame_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One coded frame placed on the session timeline (milliseconds)."""
+class Frame(NamedTuple):
+    """One coded frame placed on the session timeline (milliseconds); a named tuple, as
+    one is made for every frame."""
 
     video: bool
     dts: int
