@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.media import make_flv
+from bench.media import make_benchmark_clip
 from bench.parse_throughput import machine
 from ingest.app import IngestServer
 from ingest.config import Config, HlsConfig, HttpConfig, RtmpConfig, StorageConfig
@@ -37,9 +37,7 @@ async def measure(streams: int, seconds: float, workers: int, data: Path) -> dic
         hls=HlsConfig(workers=workers),
         storage=StorageConfig(data_dir=str(data)),
     )
-    clip = make_flv(
-        data / "clip.flv", size=(1280, 720), fps=30, gop=60, seconds=10, bitrate=2_400_000
-    )
+    clip = make_benchmark_clip(data / "clip.flv", 10)
     store = await Store.open(database_path(config))
     server = IngestServer(config, store)
     await server.start(None)

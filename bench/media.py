@@ -37,6 +37,17 @@ def read_flv_tags(path: Path) -> list[FlvTag]:
     return tags
 
 
+def make_benchmark_clip(path: Path, seconds: float) -> Path:
+    """The clip every benchmark publishes: 1280x720 at 30 fps, H.264 at ~2.4 Mb/s with a
+    2 s GOP, plus AAC at 48 kHz (~2.75 Mb/s on the wire)."""
+    return make_flv(path, size=(1280, 720), fps=30, gop=60, seconds=seconds, bitrate=2_400_000)
+
+
+def media_tags(path: Path) -> list[FlvTag]:
+    """The audio and video tags of an FLV file, in order."""
+    return [t for t in read_flv_tags(path) if t.tag_type in (8, 9)]
+
+
 def make_flv(
     path: Path,
     *,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from bench.media import FlvTag, make_flv, read_flv_tags
+from bench.media import FlvTag, make_benchmark_clip, media_tags
 from bench.parse_throughput import publishing_pair
 from ingest.config import RtmpConfig
 from ingest.flv import parse_audio, parse_video
@@ -213,11 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        clip = make_flv(
-            root / "clip.flv", size=(1280, 720), fps=30, gop=60, seconds=args.seconds,
-            bitrate=2_400_000,
-        )  # fmt: skip
-        tags = [t for t in read_flv_tags(clip) if t.tag_type in (8, 9)]
+        tags = media_tags(make_benchmark_clip(root / "clip.flv", args.seconds))
         loops, segmenters = [], []
         for run in range(args.runs):
             loops.append(asyncio.run(_loop_side(tags, args.seconds, args.repeat, args.chunk_size)))

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.media import make_flv, read_flv_tags
+from bench.media import make_benchmark_clip, read_flv_tags
 from ingest.rtmp import ClientConnection, ConnectRequested, PublishRequested, ServerConnection
 from ingest.rtmp.events import NEED_DATA, MediaReceived
 from ingest.rtmp.server import ServerState
@@ -138,14 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     with tempfile.TemporaryDirectory() as tmp:
-        clip = make_flv(
-            Path(tmp) / "clip.flv",
-            size=(1280, 720),
-            fps=30,
-            gop=60,
-            seconds=args.seconds,
-            bitrate=2_400_000,
-        )
+        clip = make_benchmark_clip(Path(tmp) / "clip.flv", args.seconds)
         results: dict[str, Any] = {"machine": machine(), "clip_seconds": args.seconds, "runs": {}}
         for chunk_size in args.chunk_sizes:
             setup, media, count = wire_stream(clip, chunk_size)

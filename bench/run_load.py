@@ -33,7 +33,7 @@ from types import FrameType
 from typing import IO, Any
 
 from bench import nginx_peer, procstat
-from bench.media import make_flv
+from bench.media import make_benchmark_clip
 from bench.parse_throughput import machine
 from ingest.config import ENV_PREFIX
 from sessions.streams import Streams
@@ -448,14 +448,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="run-load-") as tmp_name:
         tmp = Path(tmp_name)
         print(f"encoding the clip ({CLIP_SECONDS:.0f} s, 1280x720 30 fps)...", file=sys.stderr)
-        clip = make_flv(
-            tmp / "clip.flv",
-            size=(1280, 720),
-            fps=30,
-            gop=60,
-            seconds=CLIP_SECONDS,
-            bitrate=2_400_000,
-        )
+        clip = make_benchmark_clip(tmp / "clip.flv", CLIP_SECONDS)
         if args.client_cpu:
             os.sched_setaffinity(0, args.client_cpu)  # keep the server's CPUs to itself
         common: dict[str, Any] = {

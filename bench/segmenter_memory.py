@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.media import make_flv, read_flv_tags
+from bench.media import make_benchmark_clip, media_tags
 from bench.parse_throughput import machine
 from sessions.hls import Segmenter
 
@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        clip = make_flv(
-            root / "clip.flv", size=(1280, 720), fps=30, gop=60, seconds=args.seconds,
-            bitrate=2_400_000,
-        )  # fmt: skip
-        tags = [t for t in read_flv_tags(clip) if t.tag_type in (8, 9)]
+        tags = media_tags(make_benchmark_clip(root / "clip.flv", args.seconds))
 
         def feed(index: int) -> Segmenter:
             segmenter = Segmenter(root / f"live-{index}")
