@@ -12,8 +12,12 @@ single ``moof``+``mdat`` written on close (the media segment), and ``frag_discon
 absolute DTS instead of restarting at 0 in each container. The caller splits the bytes
 at the first ``moof`` box.
 
-Containers write to memory; files are written whole by :func:`write_atomic` (a ``.tmp``
-name, then :func:`os.replace`), so an HTTP server never serves half a segment.
+An MPEG-TS segment is written by FFmpeg straight into a ``.tmp`` file beside its final
+name, which it gets by rename once complete (:meth:`SegmentWriter.commit`): nothing of it
+is held in memory, and no byte crosses into Python. An fMP4 container writes to memory,
+because its bytes are split into the init and media segments; those files are written
+whole by :func:`write_atomic` (a ``.tmp`` name, then :func:`os.replace`). Either way an
+HTTP server never serves half a segment.
 """
 
 from __future__ import annotations
@@ -39,15 +43,21 @@ _MP4_OPTIONS = {
 
 
 class SegmentWriter:
-    """Muxes packets (millisecond timestamps) into one in-memory segment."""
+    """Muxes packets (millisecond timestamps) into one segment: MPEG-TS into the file
+    ``temporary``, fMP4 into memory."""
 
-    __slots__ = ("_audio", "_buffer", "_container", "_video", "packets")
+    __slots__ = ("_audio", "_buffer", "_container", "_temporary", "_video", "packets")
 
-    def __init__(self, segment_format: SegmentFormat, templates: Templates) -> None:
-        self._buffer = io.BytesIO()
+    def __init__(
+        self, segment_format: SegmentFormat, templates: Templates, temporary: Path
+    ) -> None:
+        self._buffer: io.BytesIO | None = None
+        self._temporary: Path | None = None
         if segment_format == "mpegts":
-            container = av.open(self._buffer, "w", format="mpegts")
+            container = av.open(str(temporary), "w", format="mpegts")
+            self._temporary = temporary
         else:
+            self._buffer = io.BytesIO()
             container = av.open(self._buffer, "w", format="mp4", options=_MP4_OPTIONS)
         assert isinstance(container, av.container.OutputContainer)
         self._container = container
@@ -80,15 +90,31 @@ class SegmentWriter:
         self._container.mux_one(packet)
         self.packets += 1
 
-    def close(self) -> bytes:
-        """Finish the container (trailer, buffered PES/fragment) and return its bytes."""
+    def close(self) -> bytes | None:
+        """Finish the container (trailer, buffered PES/fragment): an fMP4 segment's bytes,
+        or None when the segment is in its temporary file (then :meth:`commit` or
+        :meth:`discard` it)."""
         self._container.close()
-        return self._buffer.getvalue()
+        return self._buffer.getvalue() if self._buffer is not None else None
+
+    def commit(self, path: Path) -> int:
+        """Give the finished temporary file its name (atomically); its size in bytes."""
+        assert self._temporary is not None
+        size = self._temporary.stat().st_size
+        os.replace(self._temporary, path)
+        return size
+
+    def discard(self) -> None:
+        """Remove the temporary file of a closed segment that is not kept."""
+        if self._temporary is not None:
+            self._temporary.unlink(missing_ok=True)
 
     def abandon(self) -> None:
         """Drop a segment that failed; errors while closing are ignored."""
         with contextlib.suppress(av.FFmpegError, ValueError, OSError):
             self._container.close()
+        with contextlib.suppress(OSError):
+            self.discard()
 
 
 def split_fmp4(data: bytes) -> tuple[bytes, bytes]:

@@ -47,6 +47,8 @@ Packets = list[VideoPacket] | list[AudioPacket]
 _START_WAIT_MS = 1000
 _KEYFRAME_SLACK_MS = 100
 _MUX_ERRORS = (av.FFmpegError, ValueError)
+#: The file an MPEG-TS segment is written to until it is complete and renamed.
+_TEMPORARY = "segment.ts.tmp"
 
 
 class Segmenter:
@@ -347,7 +349,7 @@ class Segmenter:
         templates = self._templates
         assert templates is not None
         try:
-            self._writer = SegmentWriter(self._format, templates)
+            self._writer = SegmentWriter(self._format, templates, self.directory / _TEMPORARY)
         except _MUX_ERRORS as exc:
             self._issues.record("mux_error", f"cannot open segment {self._sequence}: {exc}")
             return
@@ -365,23 +367,30 @@ class Segmenter:
         try:
             data = writer.close()
             init: bytes | None = None
-            if self._format == "fmp4":
+            if data is not None:
                 init, data = split_fmp4(data)
         except _MUX_ERRORS as exc:
+            writer.abandon()
             self._issues.record("mux_error", f"cannot finish segment {self._sequence}: {exc}")
             self._next_discontinuity = True
             return
         if writer.packets == 0:
+            writer.discard()
             return
-        uri = f"seg_{self._sequence:05d}.{'m4s' if init is not None else 'ts'}"
+        uri = f"seg_{self._sequence:05d}.{'ts' if data is None else 'm4s'}"
         try:
-            if init is not None and self._init_uri is None:
-                name = f"init_{self._init_count}.mp4" if self._init_count else "init.mp4"
-                write_atomic(self.directory / name, init)
-                self._init_count += 1
-                self._init_uri = name
-            write_atomic(self.directory / uri, data)
+            if data is None:
+                size = writer.commit(self.directory / uri)
+            else:
+                if self._init_uri is None:
+                    name = f"init_{self._init_count}.mp4" if self._init_count else "init.mp4"
+                    write_atomic(self.directory / name, init or b"")
+                    self._init_count += 1
+                    self._init_uri = name
+                write_atomic(self.directory / uri, data)
+                size = len(data)
         except OSError as exc:
+            writer.abandon()
             self._issues.record("write_error", f"cannot write segment {uri}: {exc}")
             self._next_discontinuity = True
             return
@@ -390,7 +399,7 @@ class Segmenter:
             sequence=self._sequence,
             uri=uri,
             duration=(stop - self._seg_start) / 1000,
-            bytes=len(data),
+            bytes=size,
             first_timestamp=self._seg_start / 1000,
             keyframe_start=True,
             discontinuity=self._seg_discontinuity,

@@ -134,3 +134,24 @@ def test_garbage_does_not_raise(clips: dict[str, list[FlvTag]], tmp_path: Path) 
         segmenter.add(8, 0, payload, 1.0)
     segments = push(segmenter, clips["h264"])
     assert segments
+
+
+def test_the_open_segment_is_written_to_a_temporary_file_until_complete(
+    clips: dict[str, list[FlvTag]], tmp_path: Path
+) -> None:
+    """FFmpeg writes the MPEG-TS segment being made into a temporary file (so no more of
+    it than FFmpeg's I/O buffer is held in memory); it takes its listed name only once
+    complete."""
+    segmenter = Segmenter(tmp_path)
+    tags = [t for t in clips["h264_aac"] if t.tag_type in (8, 9)]
+    done = []
+    for index, tag in enumerate(tags[: len(tags) // 2]):
+        done += segmenter.add(tag.tag_type, tag.timestamp, tag.body, 1_700_000_000 + index)
+    assert done
+    temporary = tmp_path / "segment.ts.tmp"
+    assert temporary.is_file()
+    listed = parse_playlist(tmp_path / "index.m3u8").segments
+    assert sorted(p.name for p in tmp_path.glob("seg_*.ts")) == sorted(uri for _, uri in listed)
+    last = segmenter.finish()
+    assert not temporary.exists()
+    assert (tmp_path / last[-1].uri).stat().st_size == last[-1].bytes
