@@ -29,7 +29,7 @@ from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import SegmentInfo
 from sessions.publishers import REPLACED_REASON
-from sessions.recording import close_playlists, delete_media
+from sessions.recording import close_playlists, delete_media, remove_partial_files
 from sessions.segmenting import MediaSettings, SessionMedia
 from storage import Store
 from storage.models import SessionRecord
@@ -211,7 +211,8 @@ class SessionManager:
         return recovered
 
     async def _finish_recovered(self, record: SessionRecord) -> None:
-        """Close the playlists a crash left open, and make the recording it missed."""
+        """Close the playlists a crash left open, remove its half-written files, and make
+        the recording it missed."""
         if self.media is None:
             return
         stream = await self.store.get_stream(record.stream_id)
@@ -221,6 +222,7 @@ class SessionManager:
         if not folder.is_dir():
             return
         close_playlists(folder)
+        remove_partial_files(folder)
         if record.record and record.recording_status in (None, "waiting"):
             _await_recording(record, self.media, stream.playback_id)
             await self.store.save_sessions([record])

@@ -1,5 +1,6 @@
-"""Recordings: the MP4 made from a recorded session's segments, closing playlists a crash
-left open, and deleting recordings past their retention.
+"""Recordings: the MP4 made from a recorded session's segments, closing playlists and
+removing temporary files a crash left behind, and deleting recordings past their
+retention.
 
 The MP4 is a stream-copy remux with PyAV of everything ``vod.m3u8`` lists (FFmpeg's HLS
 demuxer reads the local playlist), with the index at the front (``faststart``) so players
@@ -72,6 +73,20 @@ def close_playlists(folder: Path) -> bool:
         os.replace(partial, path)
         changed = True
     return changed
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete the ``*.tmp`` files a crash left in a session's folder (the segment that
+    was being written, a playlist or recording half replaced): nothing lists them, and
+    the segment alone can be megabytes. Returns how many were removed."""
+    removed = 0
+    for path in folder.glob("*.tmp"):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
 
 
 def delete_media(folder: Path) -> None:

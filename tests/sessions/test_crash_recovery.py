@@ -61,6 +61,8 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
         assert all((folder / s["uri"]).is_file() for s in segments)
         for name in ("index.m3u8", "vod.m3u8"):
             assert (folder / name).read_text().rstrip().endswith("#EXT-X-ENDLIST")
+        # The segment being written when the server died is gone with the other leftovers.
+        assert not list(folder.glob("*.tmp"))
         vod = (folder / "vod.m3u8").read_text()
         assert [line for line in vod.splitlines() if line.endswith(".ts")] == [
             s["uri"] for s in segments
