@@ -366,9 +366,8 @@ class Segmenter:
             return
         try:
             data = writer.close()
-            init: bytes | None = None
-            if data is not None:
-                init, data = split_fmp4(data)
+            # fMP4 comes back as bytes, (init, media); MPEG-TS is in its temporary file.
+            fmp4 = split_fmp4(data) if data is not None else None
         except _MUX_ERRORS as exc:
             writer.abandon()
             self._issues.record("mux_error", f"cannot finish segment {self._sequence}: {exc}")
@@ -377,18 +376,19 @@ class Segmenter:
         if writer.packets == 0:
             writer.discard()
             return
-        uri = f"seg_{self._sequence:05d}.{'ts' if data is None else 'm4s'}"
+        uri = f"seg_{self._sequence:05d}.{'ts' if fmp4 is None else 'm4s'}"
         try:
-            if data is None:
+            if fmp4 is None:
                 size = writer.commit(self.directory / uri)
             else:
+                init, media = fmp4
                 if self._init_uri is None:
                     name = f"init_{self._init_count}.mp4" if self._init_count else "init.mp4"
-                    write_atomic(self.directory / name, init or b"")
+                    write_atomic(self.directory / name, init)
                     self._init_count += 1
                     self._init_uri = name
-                write_atomic(self.directory / uri, data)
-                size = len(data)
+                write_atomic(self.directory / uri, media)
+                size = len(media)
         except OSError as exc:
             writer.abandon()
             self._issues.record("write_error", f"cannot write segment {uri}: {exc}")
@@ -404,7 +404,7 @@ class Segmenter:
             keyframe_start=True,
             discontinuity=self._seg_discontinuity,
             program_date_time=self._seg_arrival,
-            init_uri=self._init_uri if init is not None else None,
+            init_uri=self._init_uri if fmp4 is not None else None,
             last_arrival=self._seg_last_arrival,
         )
         self._sequence += 1

@@ -35,8 +35,12 @@ async def test_worker_delivers_segments_and_keeps_the_segmenter_off_the_loop(
             worker.feed(tag.tag_type, tag.timestamp, tag.body, 1_700_000_000 + index / 100)
             if index % 20 == 0:
                 await asyncio.sleep(0.005)
-        while not delivered:  # segments arrive while the session is live
-            await asyncio.sleep(0.01)
+
+        async def first_segments() -> None:  # they arrive while the session is live
+            while not delivered:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(first_segments(), 60)  # a guard against hanging, not a bound
         last = await worker.finish()
         assert await worker.finish() == []
     assert threads and threading.get_ident() not in threads
