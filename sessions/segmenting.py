@@ -2,7 +2,8 @@
 
 The session manager owns one :class:`SessionMedia` per session when HLS is on. Media
 messages are handed to a :class:`~sessions.hls.SegmenterWorker` (PyAV and disk work run
-in the shared executor, never on the event loop); finished segments come back as
+in the shared executor, never on the event loop, all sessions' waiting media in one job
+through the settings' :class:`~sessions.hls.HandOver`); finished segments come back as
 :class:`~sessions.hls.SegmentInfo` for the ledger; at the end the last segment is closed,
 the playlists get ``#EXT-X-ENDLIST``, and a recorded session's MP4 is made in the
 background.
@@ -13,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sessions.hls import Segmenter, SegmenterWorker, SegmentInfo
+from sessions.hls import HandOver, Segmenter, SegmenterWorker, SegmentInfo
 from sessions.playback import RECORDING, VOD_PLAYLIST
 from sessions.recording import remux_to_mp4
 
@@ -31,6 +32,11 @@ class MediaSettings:
     target_duration: float = 2.0
     segment_format: Literal["auto", "mpegts", "fmp4"] = "auto"
     window: int = 6
+    #: Carries every session's waiting media to ``executor``, one job per tick.
+    handover: HandOver = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handover", HandOver(self.executor))
 
     def folder(self, playback_id: str, session_id: str) -> Path:
         return self.root / playback_id / session_id
@@ -68,7 +74,7 @@ class SessionMedia:
             window=settings.window,
             keep_all=record,
         )
-        self.worker = SegmenterWorker(self.segmenter, settings.executor, on_segments)
+        self.worker = SegmenterWorker(self.segmenter, settings.handover, on_segments)
         #: Hands one media message to the segmenter (per message: the worker's own method,
         #: no call in between).
         self.feed = self.worker.feed

@@ -1,11 +1,12 @@
 """HLS output for live sessions: stream-copied MPEG-TS or fMP4 segments and playlists.
 
 :class:`Segmenter` is the synchronous core (one per session), :class:`SegmenterWorker`
-runs it in an executor so the event loop never waits on PyAV or the disk.
+runs it in an executor so the event loop never waits on PyAV or the disk, and one
+:class:`HandOver` carries every session's waiting media to the executor together.
 """
 
 from .playlist import SegmentInfo
 from .segmenter import Packets, Segmenter
-from .worker import SegmenterWorker
+from .worker import HandOver, SegmenterWorker
 
-__all__ = ["Packets", "SegmentInfo", "Segmenter", "SegmenterWorker"]
+__all__ = ["HandOver", "Packets", "SegmentInfo", "Segmenter", "SegmenterWorker"]

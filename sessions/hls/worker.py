@@ -1,30 +1,40 @@
-"""Running a :class:`~.segmenter.Segmenter` off the event loop.
+"""Running :class:`~.segmenter.Segmenter` objects off the event loop.
 
-``feed`` only appends to a pending list (O(1), never blocks). Messages are handed over
-in batches, not one thread hop per message: a video keyframe (which may complete a
-segment) starts a drain at once, even while earlier messages wait for their batch timer;
-anything else within ``batch_delay`` seconds. A drain
-hands the whole pending batch to the executor, where
-``Segmenter.add`` runs message by message; one batch at a time per segmenter, so the
-order is kept. Completed segments are passed to ``on_segments`` back on the event loop.
+Each live session has a :class:`SegmenterWorker`; all of them share one
+:class:`HandOver`, which gives the executor jobs that carry many sessions' waiting
+messages, not one job per session: every ``batch_delay`` seconds one job with every
+session that has media waiting, and, on the loop's next turn after a video keyframe
+(which may complete a segment), one with the sessions that have a keyframe waiting.
 
-If the executor falls behind by more than ``max_pending_ms`` of media, newly fed
-messages are dropped (and a ``segmenter_overloaded`` issue recorded once per episode)
-instead of letting memory grow without bound.
+``feed`` only appends to the session's pending list (O(1), never blocks). In the
+executor, ``Segmenter.add`` runs message by message, session after session; a session
+has at most one batch out at a time, so its order is kept and no two threads touch one
+segmenter. Completed segments are passed to each session's ``on_segments`` back on the
+event loop when the job ends.
+
+If a session's batch is still out while more than ``max_pending_ms`` of its media waits
+behind it, newly fed messages are dropped (and a ``segmenter_overloaded`` issue recorded
+once per episode) instead of letting memory grow without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
+
+from ingest.logs import log_event
 
 from .playlist import SegmentInfo
 from .segmenter import Packets, Segmenter
 
-__all__ = ["SegmenterWorker"]
+__all__ = ["HandOver", "SegmenterWorker"]
+
+logger = logging.getLogger(__name__)
 
 _Message = tuple[int, int, bytes, float, Packets | None]
+_Job = list[tuple["SegmenterWorker", list[_Message]]]
 _VIDEO = 9
 
 
@@ -34,26 +44,118 @@ def _is_keyframe(first_byte: int) -> bool:
     return frame_type == 1
 
 
+class HandOver:
+    """Takes the pending messages of every waiting session to the executor in one job."""
+
+    def __init__(self, executor: concurrent.futures.Executor, *, batch_delay: float = 0.25):
+        self.executor = executor
+        self.batch_delay = batch_delay
+        #: Executor jobs given so far (each carries one or more sessions' batches).
+        self.jobs = 0
+        self._waiting: list[SegmenterWorker] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon: asyncio.Handle | None = None
+
+    def wait(self, worker: SegmenterWorker) -> None:
+        """``worker`` has pending messages and no batch out: take them with the next job."""
+        worker._waiting = True
+        self._waiting.append(worker)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._run_all)
+
+    def hurry(self) -> None:
+        """On the loop's next turn, give a job with the sessions that have a keyframe
+        waiting (the others keep filling their batches until the timer)."""
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_soon(self._run_urgent)
+
+    def forget(self, worker: SegmenterWorker) -> None:
+        if worker._waiting:
+            worker._waiting = False
+            self._waiting.remove(worker)
+
+    def _run_urgent(self) -> None:
+        self._soon = None
+        urgent = [w for w in self._waiting if w._urgent]
+        if urgent:
+            self._waiting = [w for w in self._waiting if not w._urgent]
+            self._give(urgent)
+
+    def _run_all(self) -> None:
+        self._timer = None
+        waiting, self._waiting = self._waiting, []
+        if waiting:
+            self._give(waiting)
+
+    def _give(self, workers: list[SegmenterWorker]) -> None:
+        job: _Job = []
+        for worker in workers:
+            job.append((worker, worker._pending))
+            worker._pending = []
+            worker._waiting = worker._urgent = worker._overloaded = False
+        out = asyncio.get_running_loop().run_in_executor(self.executor, _run_job, job)
+        for worker in workers:
+            worker._out = out
+        out.add_done_callback(lambda done: self._done(job, done))
+        self.jobs += 1
+
+    def _done(self, job: _Job, out: asyncio.Future[list[list[SegmentInfo]]]) -> None:
+        results: list[list[SegmentInfo]] = [[] for _ in job]
+        if out.cancelled():
+            pass
+        elif (exc := out.exception()) is not None:
+            log_event(logger, logging.ERROR, "segmenter_job_failed", exc_info=exc)
+        else:
+            results = out.result()
+        for (worker, _), segments in zip(job, results, strict=True):
+            worker._out = None
+            if segments:
+                worker._on_segments(segments)
+            if worker._pending and not worker._finished:
+                self.wait(worker)
+                if worker._urgent:
+                    self.hurry()
+
+
+def _run_job(job: _Job) -> list[list[SegmentInfo]]:
+    """In the executor: every batch of the job, each session's messages in order. One
+    session's failure is recorded on its segmenter and does not stop the others."""
+    results: list[list[SegmentInfo]] = []
+    for worker, batch in job:
+        done: list[SegmentInfo] = []
+        add = worker.segmenter.add
+        try:
+            for message_type, timestamp, payload, arrival, packets in batch:
+                done.extend(add(message_type, timestamp, payload, arrival, packets))
+        except Exception as exc:
+            log_event(logger, logging.ERROR, "segmenter_failed", exc_info=exc)
+            worker.segmenter.record_issue(
+                "segmenter_failed", f"segmenting failed: {type(exc).__name__}"
+            )
+        results.append(done)
+    return results
+
+
 class SegmenterWorker:
-    """Feeds one segmenter from the event loop through an executor."""
+    """Feeds one session's segmenter from the event loop through the shared hand-over."""
 
     def __init__(
         self,
         segmenter: Segmenter,
-        executor: concurrent.futures.Executor,
+        handover: HandOver,
         on_segments: Callable[[list[SegmentInfo]], None],
         *,
         max_pending_ms: int = 10_000,
-        batch_delay: float = 0.25,
     ) -> None:
         self.segmenter = segmenter
-        self._executor = executor
+        self._handover = handover
         self._on_segments = on_segments
         self._max_pending_ms = max_pending_ms
-        self._batch_delay = batch_delay
-        self._timer: asyncio.TimerHandle | None = None
         self._pending: list[_Message] = []
-        self._task: asyncio.Task[None] | None = None
+        #: The job carrying this session's batch, while it is out.
+        self._out: asyncio.Future[list[list[SegmentInfo]]] | None = None
+        self._waiting = False
+        self._urgent = False
         self._overloaded = False
         self._finished = False
         self.dropped = 0
@@ -80,56 +182,38 @@ class SegmenterWorker:
                     self._record_overload(span)
                 return
         pending.append((message_type, timestamp, payload, arrival, packets))
-        if self._task is not None:
-            return
         if message_type == _VIDEO and payload and _is_keyframe(payload[0]):
-            # A keyframe may complete a segment: hand it over at once.
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self._batch_delay, self._start_drain
-            )
-
-    def _start_drain(self) -> None:
-        self._timer = None
-        if self._task is None and self._pending:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            # A keyframe may complete a segment: no waiting for the timer.
+            self._urgent = True
+            if self._out is None:
+                if not self._waiting:
+                    self._handover.wait(self)
+                self._handover.hurry()
+        elif not self._waiting and self._out is None:
+            self._handover.wait(self)
 
     async def finish(self) -> list[SegmentInfo]:
-        """Wait for queued work, then finish the segmenter in the executor."""
+        """Wait for the batch that is out, then segment what is left and finish the
+        segmenter in the executor."""
+        if self._finished:
+            return []
         self._finished = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._start_drain()
-        while self._task is not None:
-            await asyncio.shield(self._task)
+        self._handover.forget(self)
+        while (out := self._out) is not None:
+            if out.done():
+                await asyncio.sleep(0)  # its done callback, which clears _out, is queued
+            else:
+                await asyncio.shield(out)
+        batch, self._pending = self._pending, []
         loop = asyncio.get_running_loop()
-        segments = await loop.run_in_executor(self._executor, self.segmenter.finish)
+        segments = await loop.run_in_executor(self._handover.executor, self._last, batch)
         if segments:
             self._on_segments(segments)
         return segments
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                self._overloaded = False
-                segments = await loop.run_in_executor(self._executor, self._run, batch)
-                if segments:
-                    self._on_segments(segments)
-        finally:
-            self._task = None
-
-    def _run(self, batch: list[_Message]) -> list[SegmentInfo]:
-        done: list[SegmentInfo] = []
-        add = self.segmenter.add
-        for message_type, timestamp, payload, arrival, packets in batch:
-            done.extend(add(message_type, timestamp, payload, arrival, packets))
-        return done
+    def _last(self, batch: list[_Message]) -> list[SegmentInfo]:
+        done = _run_job([(self, batch)])[0]
+        return done + self.segmenter.finish()
 
     def _record_overload(self, span: int) -> None:
         self.segmenter.record_issue(
