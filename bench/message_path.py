@@ -5,7 +5,10 @@ Two halves, each on one core, over the same 720p30 H.264 + AAC clip (~2.5 Mb/s):
 * ``loop``: the event-loop side, as the listener runs it: one ``data_received`` per
   message (a real-time publisher's message arrives in a read of its own), the sans-IO
   core, the session's accounting (which parses the FLV headers once) and the hand-over
-  to the segmenter (a list append).
+  to the segmenter (a list append). ``--connections N`` feeds N publishers in turn (as
+  a loaded server's loop goes from socket to socket, each with its own state to bring
+  back into the caches) and ``--read-size B`` splits the bytes into reads of about B
+  bytes at any point (as TCP delivers them: messages across reads, chunks cut short).
 * ``segmenter``: the segmenter thread's side: ``Segmenter.add`` for every message, muxing,
   closing segments and rewriting the playlist, files on the local disk.
 
@@ -14,6 +17,7 @@ of the clip costs (its messages per second times that): the best of ``--runs``
 measurements, since a shared machine only ever adds time.
 
     python -m bench.message_path --cpu 1
+    python -m bench.message_path --cpu 1 --connections 100 --read-size 4600 --repeat 1
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -137,10 +142,31 @@ def _wire_messages(tags: list[FlvTag], chunk_size: int) -> tuple[bytes, list[byt
     return setup, reads
 
 
+def _split(reads: list[bytes], read_size: int, seed: int = 1) -> list[bytes]:
+    """The same bytes as reads of ``read_size`` bytes on average, split anywhere (as TCP
+    delivers them), or one read per message with ``read_size`` 0."""
+    if not read_size:
+        return reads
+    stream = b"".join(reads)
+    rng = random.Random(seed)
+    pieces, at = [], 0
+    while at < len(stream):
+        size = rng.randint(read_size // 4, read_size * 7 // 4)
+        pieces.append(stream[at : at + size])
+        at += size
+    return pieces
+
+
 async def _loop_side(
-    tags: list[FlvTag], clip_seconds: float, repeat: int, chunk_size: int
+    tags: list[FlvTag],
+    clip_seconds: float,
+    repeat: int,
+    chunk_size: int,
+    connections: int = 1,
+    read_size: int = 0,
 ) -> Result:
-    setup, reads = _wire_messages(tags, chunk_size)
+    setup, messages = _wire_messages(tags, chunk_size)
+    reads = _split(messages, read_size)
     handler = _Accept()
     server = RtmpServer(RtmpConfig(), handler, handler)
 
@@ -155,16 +181,32 @@ async def _loop_side(
     warm, _ = await publishing()
     for data in reads:
         warm.data_received(data)
-    proto, sink = await publishing()
-    started = time.process_time()
-    for _ in range(repeat):
-        for data in reads:
-            proto.data_received(data)
-    elapsed = time.process_time() - started
-    counted = sink.account.messages
-    if counted != len(reads) * repeat:
-        raise RuntimeError(f"accounted {counted} messages, sent {len(reads) * repeat}")
-    return Result(counted, elapsed, clip_seconds * repeat)
+    publishers = [await publishing() for _ in range(connections)]
+    elapsed = 0.0
+    if connections == 1:
+        proto = publishers[0][0]
+        started = time.process_time()
+        for _ in range(repeat):
+            for data in reads:
+                proto.data_received(data)
+        elapsed = time.process_time() - started
+    else:
+        # Each connection gets its own copy of each read (as from the kernel), made
+        # outside the measured time; the connections take turns, read by read.
+        protos = [proto for proto, _ in publishers]
+        for _ in range(repeat):
+            for data in reads:
+                copies = [bytes(bytearray(data)) for _ in protos]
+                started = time.process_time()
+                for proto, copy in zip(protos, copies, strict=True):
+                    proto.data_received(copy)
+                elapsed += time.process_time() - started
+    counted = sum(sink.account.messages for _, sink in publishers)
+    if counted != len(messages) * repeat * connections:
+        raise RuntimeError(
+            f"accounted {counted} messages, sent {len(messages) * repeat * connections}"
+        )
+    return Result(counted, elapsed, clip_seconds * repeat * connections)
 
 
 def _segmenter_side(tags: list[FlvTag], clip_seconds: float, repeat: int, root: Path) -> Result:
@@ -208,6 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=4096, help="publisher's chunk size")
     parser.add_argument("--runs", type=int, default=3, help="measurements; the best is shown")
     parser.add_argument("--cpu", type=int, help="pin to this CPU")
+    parser.add_argument(
+        "--connections", type=int, default=1, help="loop side: publishers fed in turn"
+    )
+    parser.add_argument(
+        "--read-size",
+        type=int,
+        default=0,
+        help="loop side: mean bytes per read, split anywhere (0: one read per message)",
+    )
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -216,7 +267,18 @@ def main(argv: list[str] | None = None) -> int:
         tags = media_tags(make_benchmark_clip(root / "clip.flv", args.seconds))
         loops, segmenters = [], []
         for run in range(args.runs):
-            loops.append(asyncio.run(_loop_side(tags, args.seconds, args.repeat, args.chunk_size)))
+            loops.append(
+                asyncio.run(
+                    _loop_side(
+                        tags,
+                        args.seconds,
+                        args.repeat,
+                        args.chunk_size,
+                        args.connections,
+                        args.read_size,
+                    )
+                )
+            )
             segmenters.append(_segmenter_side(tags, args.seconds, args.repeat, root / str(run)))
         loop = min(loops, key=lambda r: r.seconds)
         segmenter = min(segmenters, key=lambda r: r.seconds)
