@@ -107,10 +107,14 @@ class HandOver:
             log_event(logger, logging.ERROR, "segmenter_job_failed", exc_info=exc)
         else:
             results = out.result()
-        for (worker, _), segments in zip(job, results, strict=True):
+        for worker, _ in job:
             worker._out = None
+        for (worker, _), segments in zip(job, results, strict=True):
             if segments:
-                worker._on_segments(segments)
+                try:
+                    worker._on_segments(segments)
+                except Exception as exc:
+                    log_event(logger, logging.ERROR, "segments_not_counted", exc_info=exc)
             if worker._pending and not worker._finished:
                 self.wait(worker)
                 if worker._urgent:
@@ -119,20 +123,25 @@ class HandOver:
 
 def _run_job(job: _Job) -> list[list[SegmentInfo]]:
     """In the executor: every batch of the job, each session's messages in order. One
-    session's failure is recorded on its segmenter and does not stop the others."""
+    session's failure is recorded on its segmenter, which takes no more media, and does
+    not stop the others."""
     results: list[list[SegmentInfo]] = []
     for worker, batch in job:
         done: list[SegmentInfo] = []
+        results.append(done)
+        if worker.failed:
+            worker.dropped += len(batch)
+            continue
         add = worker.segmenter.add
         try:
             for message_type, timestamp, payload, arrival, packets in batch:
                 done.extend(add(message_type, timestamp, payload, arrival, packets))
         except Exception as exc:
+            worker.failed = True
             log_event(logger, logging.ERROR, "segmenter_failed", exc_info=exc)
             worker.segmenter.record_issue(
                 "segmenter_failed", f"segmenting failed: {type(exc).__name__}"
             )
-        results.append(done)
     return results
 
 
@@ -158,6 +167,8 @@ class SegmenterWorker:
         self._urgent = False
         self._overloaded = False
         self._finished = False
+        #: Set (in the executor) when the segmenter raised; its media is dropped after.
+        self.failed = False
         self.dropped = 0
 
     def feed(
@@ -171,6 +182,9 @@ class SegmenterWorker:
         """Queue one message for the segmenter (call on the event loop); ``packets`` are
         its parsed packets when the caller has them already."""
         if self._finished:
+            return
+        if self.failed:
+            self.dropped += 1
             return
         pending = self._pending
         if pending:

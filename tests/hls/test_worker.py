@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.media import FlvTag
 from sessions.hls import HandOver, Segmenter, SegmenterWorker, SegmentInfo
 
@@ -177,13 +179,23 @@ async def test_one_failing_segmenter_does_not_stop_the_others_in_its_job(
             SegmenterWorker(broken, handover, lambda _: None),
             SegmenterWorker(Segmenter(tmp_path / "good"), handover, delivered.extend),
         ]
-        for tag in tags:
+        half = len(tags) // 2
+        for tag in tags[:half]:
+            for worker in workers:
+                worker.feed(tag.tag_type, tag.timestamp, tag.body, 1.0)
+        for _ in range(6000):  # a guard against hanging, not a bound
+            if workers[0].failed and workers[0]._out is None:
+                break
+            await asyncio.sleep(0.01)
+        for tag in tags[half:]:
             for worker in workers:
                 worker.feed(tag.tag_type, tag.timestamp, tag.body, 1.0)
         for worker in workers:
             await worker.finish()
     assert delivered and [s.sequence for s in delivered] == list(range(len(delivered)))
     assert [i["code"] for i in broken.issues] == ["segmenter_failed"]
+    assert workers[0].failed and not workers[1].failed
+    assert workers[0].dropped > 0 and workers[1].dropped == 0
 
 
 async def test_finish_right_after_a_batch_came_back(
@@ -207,3 +219,32 @@ async def test_finish_right_after_a_batch_came_back(
         finally:
             faulthandler.cancel_dump_traceback_later()
         assert worker._out is None
+
+
+async def test_a_failing_segments_callback_does_not_strand_the_job(
+    clips: dict[str, list[FlvTag]], tmp_path: Path
+) -> None:
+    """Every session of a job is released when it comes back, even if delivering one
+    session's segments raises."""
+    tags = [t for t in clips["h264_aac"] if t.tag_type in (8, 9)]
+    delivered: list[SegmentInfo] = []
+
+    def refuse(segments: list[SegmentInfo]) -> None:
+        raise RuntimeError("boom")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        handover = HandOver(executor, batch_delay=0.05)
+        workers = [
+            SegmenterWorker(Segmenter(tmp_path / "a"), handover, refuse),
+            SegmenterWorker(Segmenter(tmp_path / "b"), handover, delivered.extend),
+        ]
+        for index, tag in enumerate(tags):
+            for worker in workers:
+                worker.feed(tag.tag_type, tag.timestamp, tag.body, 1.0)
+            if index % 50 == 0:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(workers[1].finish(), 60)  # a guard against hanging
+        with pytest.raises(RuntimeError):  # its last segment's delivery raises too
+            await asyncio.wait_for(workers[0].finish(), 60)
+    assert len(delivered) >= 2
+    assert all(w._out is None for w in workers)
