@@ -150,30 +150,21 @@ class Channel:
             try:
                 self._on_notice(message)
             except Exception as exc:
-                log_event(
-                    logger,
-                    logging.ERROR,
-                    "channel_notice_failed",
-                    channel=self.name,
-                    op=message.get("op"),
-                    exc_info=exc,
-                )
+                self._log_failure("channel_notice_failed", message, exc)
 
     async def _answer(self, message: Message) -> None:
         try:
             result = await self._on_request(message)
         except Exception as exc:
-            log_event(
-                logger,
-                logging.ERROR,
-                "channel_request_failed",
-                channel=self.name,
-                op=message.get("op"),
-                exc_info=exc,
-            )
+            self._log_failure("channel_request_failed", message, exc)
             self._send({"re": message["id"], "error": f"{type(exc).__name__}: {exc}"})
         else:
             self._send({"re": message["id"], "result": result})
+
+    def _log_failure(self, event: str, message: Message, exc: Exception) -> None:
+        log_event(
+            logger, logging.ERROR, event, channel=self.name, op=message.get("op"), exc_info=exc
+        )
 
     def _close(self) -> None:
         if self.closed.is_set():

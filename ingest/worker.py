@@ -152,9 +152,6 @@ class Worker:
                 self.publishers.close(message["conn"], message["reason"])
         elif op == "stop":
             self.stop.set()
-        elif op == "stop_accepting":
-            if self.rtmp is not None:
-                self.rtmp.stop_accepting()
         elif op == "apply":
             self._apply(message["config"])
         else:
@@ -169,19 +166,15 @@ class Worker:
             self.manager.rate_window = config.sessions.rate_window
         configure_logging(config.log.level, config.log.format)
 
-    async def _wait_hello(self) -> Message:
-        return await self.hello
-
     async def run(self) -> int:
         channel = self.channel
         await channel.start()
         closed = asyncio.ensure_future(channel.closed.wait())
-        hello_task = asyncio.ensure_future(self._wait_hello())
-        await asyncio.wait({hello_task, closed}, return_when=asyncio.FIRST_COMPLETED)
-        if not hello_task.done():
-            hello_task.cancel()
+        first: set[asyncio.Future[Any]] = {self.hello, closed}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if not self.hello.done():
             return 1
-        hello = hello_task.result()
+        hello = self.hello.result()
         config = config_from_dict(hello["config"])
         configure_logging(config.log.level, config.log.format)
         number_connections_from(hello["index"] * CONNECTION_ID_SPAN + 1)

@@ -288,12 +288,6 @@ class WorkerPool:
                 logger, logging.ERROR, "worker_start_failed", worker=worker.index, error=str(exc)
             )
 
-    def stop_accepting(self) -> None:
-        """Every worker takes no new connections (the open ones go on)."""
-        for worker in self.workers:
-            if worker.channel is not None:
-                worker.channel.notify("stop_accepting")
-
     async def close(self) -> None:
         """Stop every worker gracefully (each ends its sessions as ``shutdown``) and wait
         for them to exit."""

@@ -32,7 +32,7 @@ class MediaSettings:
     target_duration: float = 2.0
     segment_format: Literal["auto", "mpegts", "fmp4"] = "auto"
     window: int = 6
-    #: Carries every session's waiting media to ``executor``, one job per tick.
+    #: Carries the sessions' waiting media to ``executor``, many sessions in one job.
     handover: HandOver = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
