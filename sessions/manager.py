@@ -531,12 +531,12 @@ class SessionManager:
         records = self.live_sessions(sample=True)
         if records:
             self._write(lambda: self.store.save_sessions(records))
-        for stream_id, live in list(self._by_stream.items()):
-            if not live.stored_stream:
-                continue
-            stream = await self.store.get_stream(stream_id)
-            if (stream is None or stream.disabled) and self._by_stream.get(stream_id) is live:
-                self._close(live, "key_disabled", "stream disabled")
+        stored = [(sid, live) for sid, live in self._by_stream.items() if live.stored_stream]
+        if stored:
+            enabled = await self.store.enabled_streams(sid for sid, _ in stored)
+            for stream_id, live in stored:
+                if stream_id not in enabled and self._by_stream.get(stream_id) is live:
+                    self._close(live, "key_disabled", "stream disabled")
         await self._writes.join()
         if self.observer is not None:
             self.observer.saved(records)

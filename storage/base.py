@@ -1,9 +1,11 @@
 """What every part of the store shares: the two connections and how they are used.
 
 One writer connection and one reader connection, both in WAL mode. Every write goes through
-the writer inside a short ``BEGIN IMMEDIATE`` transaction held under an :class:`asyncio.Lock`,
-so the statements of one transaction are never interleaved with another's and nothing stays
-open between calls: each method returns only after its transaction committed. Reads use the
+the writer inside a short ``BEGIN IMMEDIATE`` transaction (or, for a write that is a single
+statement, the statement alone, which autocommit makes a transaction) held under an
+:class:`asyncio.Lock`, so the statements of one transaction are never interleaved with
+another's and nothing stays open between calls: each method returns only after its
+transaction committed. Reads use the
 reader connection and never wait for a write to finish (WAL); a read that needs two queries
 (a page and its total) runs them in one snapshot, and reads are serialized too, so a read
 made after a write always sees it.
@@ -73,6 +75,16 @@ class StoreBase:
             except BaseException:
                 await conn.rollback()
                 raise
+
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The writer, for one statement that is its own transaction (autocommit): no
+        BEGIN or COMMIT round trips; the lock keeps it out of other transactions."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise RuntimeError("the store is closed")
+            yield conn
 
     @asynccontextmanager
     async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -34,7 +34,7 @@ class LedgerQueries(StoreBase):
     """Sessions, their analytics and viewer time."""
 
     async def insert_session(self, session: SessionRecord) -> None:
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             await conn.execute_fetchall(_SESSION_INSERT, session_insert_params(session))
 
     async def save_sessions(self, sessions: Sequence[SessionRecord]) -> None:
@@ -150,7 +150,7 @@ class LedgerQueries(StoreBase):
     async def add_viewer_seconds(self, session_id: str, seconds: float) -> None:
         if seconds < 0:
             raise ValueError(f"viewer seconds must be >= 0, got {seconds}")
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             await conn.execute_fetchall(
                 "UPDATE sessions SET viewer_seconds = viewer_seconds + ? WHERE id = ?",
                 (seconds, session_id),

@@ -99,8 +99,9 @@ class Store(StreamQueries, LedgerQueries):
         now: float,
     ) -> None:
         """Record one segment; a repeated ``(session_id, sequence)`` raises
-        :class:`sqlite3.IntegrityError`."""
-        async with self._transaction() as conn:
+        :class:`sqlite3.IntegrityError`. One statement, so one trip to the writer's thread
+        (in autocommit mode a statement is a transaction of its own)."""
+        async with self._statement() as conn:
             await conn.execute_fetchall(
                 "INSERT INTO segments (session_id, sequence, uri, duration, bytes,"
                 " first_timestamp, keyframe_start, discontinuity, created_at)"
@@ -139,7 +140,7 @@ class Store(StreamQueries, LedgerQueries):
         remote_addr: str | None = None,
         reason: str | None = None,
     ) -> None:
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             await conn.execute_fetchall(
                 "INSERT INTO events (at, kind, stream_id, session_id, remote_addr, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?)",

@@ -7,6 +7,8 @@ invisible to every stream method; its name is free again and its ``key_hash`` is
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Final
 
@@ -64,6 +66,16 @@ class StreamQueries(StoreBase):
             f"{_STREAM_SELECT} WHERE id = ? AND deleted_at IS NULL", (stream_id,)
         )
         return stream_from_row(rows[0]) if rows else None
+
+    async def enabled_streams(self, stream_ids: Iterable[str]) -> set[str]:
+        """Those of ``stream_ids`` that exist, are not deleted and are not disabled (one
+        query for many streams)."""
+        rows = await self._fetch(
+            "SELECT id FROM streams WHERE id IN (SELECT value FROM json_each(?))"
+            " AND deleted_at IS NULL AND NOT disabled",
+            (json.dumps(list(stream_ids)),),
+        )
+        return {row[0] for row in rows}
 
     async def get_stream_by_name(self, name: str) -> StreamRecord | None:
         rows = await self._fetch(f"{_STREAM_SELECT} WHERE name = ? AND deleted_at IS NULL", (name,))
@@ -155,7 +167,7 @@ class StreamQueries(StoreBase):
         return bool(list(rows))
 
     async def set_stream_last_seen(self, stream_id: str, last_seen: float) -> None:
-        async with self._transaction() as conn:
+        async with self._statement() as conn:
             await conn.execute_fetchall(
                 "UPDATE streams SET last_seen = ? WHERE id = ? AND deleted_at IS NULL",
                 (last_seen, stream_id),

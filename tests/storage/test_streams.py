@@ -121,6 +121,18 @@ async def test_soft_delete(store: Store) -> None:
     assert await store.find_stream_by_key_hash("deleted:s1") is None
 
 
+async def test_enabled_streams(store: Store) -> None:
+    for n in range(1, 5):
+        await make(store, n)
+    await store.update_stream("s2", now=10.0, disabled=True)
+    await store.delete_stream("s3", now=10.0)
+    assert await store.enabled_streams(["s1", "s2", "s3", "s4", "missing"]) == {"s1", "s4"}
+    assert await store.enabled_streams(iter(["s4"])) == {"s4"}
+    assert await store.enabled_streams([]) == set()
+    await store.update_stream("s2", now=11.0, disabled=False)
+    assert await store.enabled_streams(["s2"]) == {"s2"}
+
+
 async def test_name_and_key_reusable_after_delete(store: Store) -> None:
     await make(store, 1)
     await store.delete_stream("s1", now=10.0)
