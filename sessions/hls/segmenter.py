@@ -123,16 +123,19 @@ class Segmenter:
         for packet in packets:
             if packet.track_id != 0:
                 continue
-            if packet.kind == "config":
-                self._on_config(message_type, packet.codec, packet.data, payload, done)
-            elif packet.kind == "frame":
+            kind = packet.kind
+            if kind == "frame":
                 if isinstance(packet, VideoPacket):
                     key, cts = packet.is_keyframe, packet.cts
                 else:
                     key, cts = True, 0
-                frame = (packet.dts, cts, packet.data, key)
-                self._on_frame(message_type, packet.codec, frame, payload, arrival, done)
-            elif packet.kind == "unsupported":
+                self._on_frame(
+                    message_type, packet.codec, packet.dts, cts, packet.data, key, payload,
+                    arrival, done,
+                )  # fmt: skip
+            elif kind == "config":
+                self._on_config(message_type, packet.codec, packet.data, payload, done)
+            elif kind == "unsupported":
                 self._unsupported(message_type, packet.codec)
         return done
 
@@ -184,43 +187,44 @@ class Segmenter:
         self,
         kind: int,
         codec: str | None,
-        frame: tuple[int, int, bytes, bool],
+        raw_dts: int,
+        cts: int,
+        data: bytes,
+        key: bool,
         tag: bytes,
         arrival: float,
         done: list[SegmentInfo],
     ) -> None:
+        # Once per frame: no objects made here but the frame queued before the start.
         track = self._tracks[kind]
-        if not supported(kind, codec):
-            self._unsupported(kind, codec)
-            return
-        assert codec is not None
-        if track.codec != codec:
+        if codec is None or codec != track.codec:
+            # (A track only takes a codec that can be segmented.)
+            if not supported(kind, codec):
+                self._unsupported(kind, codec)
+                return
+            assert codec is not None
             if codec in NEEDS_CONFIG:
                 self.dropped += 1  # no sequence header for this codec yet
                 return
             self._on_config(kind, codec, b"", tag, done)
-        raw_dts, cts, data, key = frame
-        step = track.frame_ms or DEFAULT_FRAME_MS[kind]
-        placed = self._timeline.place(raw_dts, step)
-        if placed.jump:
-            self._on_jump(placed.jump, done)
-        dts = placed.ms
-        if track.last_dts is not None:
-            if dts <= track.last_dts:
+        timeline = self._timeline
+        dts = timeline.place(raw_dts, track.frame_ms or DEFAULT_FRAME_MS[kind])
+        if timeline.jump:
+            self._on_jump(timeline.jump, done)
+        last = track.last_dts
+        if last is not None:
+            if dts <= last:
                 self.dropped += 1
-                self._issues.record(
-                    "timestamps_backwards", f"dropped a frame {dts - track.last_dts} ms back"
-                )
+                self._issues.record("timestamps_backwards", f"dropped a frame {dts - last} ms back")
                 return
-            if dts - track.last_dts < 1000:
-                track.frame_ms = dts - track.last_dts
+            if dts - last < 1000:
+                track.frame_ms = dts - last
         track.last_dts = dts
-        item = Frame(kind == VIDEO, dts, cts, data, key, arrival, tag)
         if self._templates is None:
-            self._pending.append(item)
+            self._pending.append(Frame(kind == VIDEO, dts, cts, data, key, arrival, tag))
             self._try_start(done, force=False)
         else:
-            self._route(item, done)
+            self._route(kind == VIDEO, dts, cts, data, key, arrival, done)
 
     def _on_jump(self, jump: int, done: list[SegmentInfo]) -> None:
         if jump < 0:
@@ -272,7 +276,9 @@ class Segmenter:
             ):
                 self.dropped += 1
             else:
-                self._route(item, done)
+                self._route(
+                    item.video, item.dts, item.cts, item.data, item.keyframe, item.arrival, done
+                )
 
     def _open_templates(self, setups: list[TrackSetup]) -> Templates | None:
         try:
@@ -293,44 +299,46 @@ class Segmenter:
 
     # -- segments ------------------------------------------------------------------
 
-    def _route(self, item: Frame, done: list[SegmentInfo]) -> None:
+    def _route(
+        self,
+        video: bool,
+        dts: int,
+        cts: int,
+        data: bytes,
+        key: bool,
+        arrival: float,
+        done: list[SegmentInfo],
+    ) -> None:
         templates = self._templates
         assert templates is not None
-        if (templates.video if item.video else templates.audio) is None:
+        if (templates.video if video else templates.audio) is None:
             self.dropped += 1
             return
-        primary = item.video == self._primary_video
-        if item.video and item.keyframe:
-            self._check_keyframe_interval(item.dts)
-        if primary and item.keyframe:
+        if key and video:
+            self._check_keyframe_interval(dts)
+        if key and video == self._primary_video:
             if self._writer is None:
-                self._open_segment(item)
-            elif item.dts - self._seg_start >= self._target_ms:
-                self._close_segment(done, item.dts)
-                self._open_segment(item)
+                self._open_segment(dts, arrival)
+            elif dts - self._seg_start >= self._target_ms:
+                self._close_segment(done, dts)
+                self._open_segment(dts, arrival)
         writer = self._writer
         if writer is None:
             self.dropped += 1
             return
-        frame_ms = self._tracks[VIDEO if item.video else AUDIO].frame_ms
-        duration = frame_ms or DEFAULT_FRAME_MS[VIDEO if item.video else AUDIO]
+        kind = VIDEO if video else AUDIO
+        duration = self._tracks[kind].frame_ms or DEFAULT_FRAME_MS[kind]
         try:
-            writer.mux(
-                item.video,
-                item.data,
-                item.dts,
-                item.dts + max(item.cts, 0),
-                duration,
-                item.keyframe,
-            )
+            writer.mux(video, data, dts, dts + max(cts, 0), duration, key)
         except _MUX_ERRORS as exc:
             self._issues.record("mux_error", f"segment {self._sequence}: {exc}")
             writer.abandon()
             self._writer = None
             self._next_discontinuity = True
             return
-        self._seg_end = max(self._seg_end, item.dts + duration)
-        self._seg_last_arrival = item.arrival
+        if dts + duration > self._seg_end:
+            self._seg_end = dts + duration
+        self._seg_last_arrival = arrival
 
     def _check_keyframe_interval(self, dts: int) -> None:
         last, self._last_keyframe = self._last_keyframe, dts
@@ -345,7 +353,7 @@ class Segmenter:
                 key="keyframe_interval",
             )
 
-    def _open_segment(self, item: Frame) -> None:
+    def _open_segment(self, dts: int, arrival: float) -> None:
         templates = self._templates
         assert templates is not None
         try:
@@ -353,8 +361,8 @@ class Segmenter:
         except _MUX_ERRORS as exc:
             self._issues.record("mux_error", f"cannot open segment {self._sequence}: {exc}")
             return
-        self._seg_start = self._seg_end = item.dts
-        self._seg_arrival = item.arrival
+        self._seg_start = self._seg_end = dts
+        self._seg_arrival = arrival
         self._seg_discontinuity = self._next_discontinuity
         if self._next_discontinuity:
             self._init_uri = None

@@ -10,25 +10,15 @@ frame after the highest timestamp, and the output never goes backwards.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ingest.flv import TimestampUnwrapper
 
-__all__ = ["Placement", "Timeline"]
-
-
-class Placement(NamedTuple):
-    """Where one message lands: ``ms`` on the output timeline; ``jump`` is 0, or the
-    size of the discontinuity found (negative for a jump back) in milliseconds."""
-
-    ms: int
-    jump: int
+__all__ = ["Timeline"]
 
 
 class Timeline:
     """Unwraps and rebases message timestamps; detects discontinuities."""
 
-    __slots__ = ("_back", "_forward", "_high", "_offset", "_unwrapper")
+    __slots__ = ("_back", "_forward", "_high", "_offset", "_unwrapper", "jump")
 
     def __init__(self, *, back_ms: int = 1000, forward_ms: int = 10_000) -> None:
         self._unwrapper = TimestampUnwrapper()
@@ -36,23 +26,31 @@ class Timeline:
         self._forward = forward_ms
         self._offset: int | None = None
         self._high = 0
+        #: 0, or the size of the discontinuity the last :meth:`place` found (negative for
+        #: a jump back), in milliseconds.
+        self.jump = 0
 
-    def place(self, timestamp: int, step: int) -> Placement:
-        """Place a message; ``step`` is the gap to leave after a discontinuity (about one
-        frame duration)."""
+    def place(self, timestamp: int, step: int) -> int:
+        """Where a message lands on the output timeline (ms); ``step`` is the gap to leave
+        after a discontinuity (about one frame duration). Sets :attr:`jump`. (Once per
+        frame: an int, no tuple.)"""
         extended = self._unwrapper.unwrap(timestamp)
-        if self._offset is None:
+        offset = self._offset
+        if offset is None:
             self._offset = -extended
-            return Placement(0, 0)
-        ms = extended + self._offset
-        jump = 0
-        if ms < self._high - self._back or ms > self._high + self._forward:
-            jump = ms - self._high
-            self._offset = self._high + step - extended
-            ms = self._high + step
-        if ms > self._high:
+            self.jump = 0
+            return 0
+        ms = extended + offset
+        high = self._high
+        if ms < high - self._back or ms > high + self._forward:
+            self.jump = ms - high
+            self._offset = high + step - extended
+            ms = high + step
+        else:
+            self.jump = 0
+        if ms > high:
             self._high = ms
-        return Placement(ms, jump)
+        return ms
 
     @property
     def high(self) -> int:
