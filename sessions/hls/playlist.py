@@ -63,6 +63,9 @@ class PlaylistWriter:
         self._target = 1
         self._discontinuity_sequence = 0
         self._finished = False
+        #: Each listed segment's date-time, EXTINF and URI lines, rendered once (both
+        #: playlists are rewritten on every segment; formatting dates was most of it).
+        self._entries: dict[int, str] = {}
 
     @property
     def segments(self) -> list[SegmentInfo]:
@@ -82,6 +85,7 @@ class PlaylistWriter:
             if gone.discontinuity:
                 self._discontinuity_sequence += 1
             if not self._keep_all:
+                self._entries.pop(gone.sequence, None)
                 self._delete(gone)
         self.write()
 
@@ -131,9 +135,13 @@ class PlaylistWriter:
             if segment.init_uri is not None and segment.init_uri != init:
                 lines.append(f'#EXT-X-MAP:URI="{segment.init_uri}"')
             init = segment.init_uri
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}")
-            lines.append(f"#EXTINF:{segment.duration:.3f},")
-            lines.append(segment.uri)
+            entry = self._entries.get(segment.sequence)
+            if entry is None:
+                entry = self._entries[segment.sequence] = (
+                    f"#EXT-X-PROGRAM-DATE-TIME:{format_date_time(segment.program_date_time)}\n"
+                    f"#EXTINF:{segment.duration:.3f},\n{segment.uri}"
+                )
+            lines.append(entry)
         if self._finished:
             lines.append("#EXT-X-ENDLIST")
         return "\n".join(lines) + "\n"
