@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from ingest.heap import limit_malloc_arenas, settle_heap
+from ingest.heap import YOUNG_THRESHOLD, limit_malloc_arenas, settle_heap
 
 
 def _threads_arenas(limit: bool) -> int:
@@ -55,10 +55,14 @@ def test_an_arena_setting_in_the_environment_wins(monkeypatch: pytest.MonkeyPatc
     assert limit_malloc_arenas() is False
 
 
-def test_settle_heap_freezes_what_exists() -> None:
+def test_settle_heap_freezes_what_exists_and_collects_young_objects_less_often() -> None:
     before = gc.get_freeze_count()
+    threshold = gc.get_threshold()
+    assert threshold[0] != YOUNG_THRESHOLD
     try:
         settle_heap()
         assert gc.get_freeze_count() > before
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, threshold[1], threshold[2])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
