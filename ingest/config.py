@@ -174,6 +174,10 @@ class RtmpConfig:
     max_amf_depth: int = _key(16, _positive)
     #: Outgoing bytes queued per connection before we stop reading from it.
     write_buffer_limit: int = _key(1 * _MiB, _positive)
+    #: Seconds between reads from a publishing connection: what arrives meanwhile waits in
+    #: the kernel and is taken in one read, so a stream costs fewer reads and wake-ups;
+    #: media and commands wait up to this long once publishing. 0 reads at once.
+    read_interval: float = _key(0.05, _non_negative)
     #: Processes that accept publishers, sharing the port (SO_REUSEPORT); 1 runs everything
     #: in one process. Each runs its own listener, sessions and segmenters.
     processes: int = _key(1, _between(1, 256))

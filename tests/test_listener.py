@@ -337,3 +337,53 @@ async def test_peer_that_never_reads_is_paused_not_buffered(start: Start) -> Non
     assert proto.transport.get_write_buffer_size() < 4096 + read_max
     assert proto.conn is not None and proto.conn.unparsed_bytes <= read_max
     pub.abort()
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def test_publishing_connection_is_read_once_per_interval(start: Start) -> None:
+    """Once publishing, a read holds the connection until the pacer's next tick: what
+    the publisher sends meanwhile waits in the kernel, then comes in one read, in order."""
+    server, recorder = await start(read_interval=2.0)
+    pub = await SocketPublisher.open(server.port)
+    await pub.publish()
+    (proto,) = server.connections
+    frame = b"\x27\x01\x00\x00\x00" + bytes(200)
+    pub.conn.send_video(0, b"\x17\x01\x00\x00\x00" + bytes(200))
+    await pub.flush()
+    await _until(
+        lambda: len(recorder.publishes) == 1 and len(recorder.publishes[0].media_events) == 1
+    )
+    (sink,) = recorder.publishes
+    assert proto._reading_paused
+    for n in range(1, 6):
+        pub.conn.send_video(33 * n, frame)
+    await pub.flush()
+    await asyncio.sleep(0.2)  # well inside the 2 s interval: nothing read yet
+    assert len(sink.media_events) == 1
+    await _until(lambda: len(sink.media_events) == 6)
+    assert [e.timestamp for e in sink.media_events] == [33 * n for n in range(6)]
+    pub.conn.unpublish()
+    await pub.flush()
+    (ended,) = await recorder.wait_ended()
+    assert ended.end is not None and ended.end[0] == "unpublished"
+    assert ended.end[2] == pub.conn.bytes_sent
+    pub.close()
+
+
+async def test_read_interval_zero_reads_at_once(start: Start) -> None:
+    server, recorder = await start(read_interval=0)
+    pub = await SocketPublisher.open(server.port)
+    await pub.publish()
+    (proto,) = server.connections
+    events = recorder.publishes[0].media_events
+    for n in range(5):
+        pub.conn.send_video(33 * n, b"\x17\x01\x00\x00\x00" + bytes(200))
+        await pub.flush()
+        await _until(lambda: len(events) > n)  # noqa: B023 (awaited in this iteration)
+        assert not proto._reading_paused
+    pub.close()
