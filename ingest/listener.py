@@ -70,7 +70,7 @@ class RtmpProtocol(asyncio.Protocol):
         self._auth_task: asyncio.Task[None] | None = None
         self._reading_paused = False
         self._write_blocked = False
-        #: Held by the server's read pacer until its next tick.
+        #: Reading held after a read until the read pacer's timer lets it go.
         self._paced = False
         self._done = False
 
@@ -268,7 +268,7 @@ class RtmpProtocol(asyncio.Protocol):
             self._reading_paused = False
 
     def _release_read(self) -> None:
-        """The pacer's tick: read again (unless something else keeps reading paused)."""
+        """The pacer's timer: read again (unless something else keeps reading paused)."""
         self._paced = False
         self._update_reading()
 

@@ -5,10 +5,9 @@ the writer inside a short ``BEGIN IMMEDIATE`` transaction (or, for a write that 
 statement, the statement alone, which autocommit makes a transaction) held under an
 :class:`asyncio.Lock`, so the statements of one transaction are never interleaved with
 another's and nothing stays open between calls: each method returns only after its
-transaction committed. Reads use the
-reader connection and never wait for a write to finish (WAL); a read that needs two queries
-(a page and its total) runs them in one snapshot, and reads are serialized too, so a read
-made after a write always sees it.
+transaction committed. Reads use the reader connection and never wait for a write to
+finish (WAL); a read that needs two queries (a page and its total) runs them in one
+snapshot, and reads are serialized too, so a read made after a write always sees it.
 """
 
 from __future__ import annotations
