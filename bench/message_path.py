@@ -168,7 +168,9 @@ async def _loop_side(
     setup, messages = _wire_messages(tags, chunk_size)
     reads = _split(messages, read_size)
     handler = _Accept()
-    server = RtmpServer(RtmpConfig(), handler, handler)
+    # Read sizes are --read-size's to choose (paced reads are larger), and the stand-in
+    # transport cannot pause: no read interval.
+    server = RtmpServer(RtmpConfig(read_interval=0), handler, handler)
 
     async def publishing() -> tuple[RtmpProtocol, _AccountingSink]:
         proto = RtmpProtocol(server)

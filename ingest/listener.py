@@ -2,11 +2,13 @@
 
 Each TCP connection gets one :class:`~ingest.rtmp.server.ServerConnection`. The adapter
 feeds it bytes, drains its events, writes what it has to send, and keeps one timer armed
-at ``get_timer()`` (re-armed lazily when it fires, so reads cost no timer work). Reading
+at ``get_timer()`` (re-armed lazily when it fires, so a read does not move it). Reading
 pauses while a publish is being authorized and while the peer does not read what we
-write, and, once a connection is publishing, for up to ``rtmp.read_interval`` after each
-read (:class:`ReadPacer`): a real-time publisher's bytes then come in a few larger reads
-instead of one read per message. Any failure is contained to its own connection.
+write, and, once a connection is publishing, for ``rtmp.read_interval`` after each read
+(a timer per connection): bytes that arrive meanwhile wait in the kernel and come in one
+read, so a real-time publisher costs a few larger reads instead of one read (and one
+loop wake-up) per message; one tick for all connections instead made the reads come in
+bursts, and segmenting fell behind. Any failure is contained to its own connection.
 """
 
 from __future__ import annotations
@@ -36,23 +38,6 @@ def number_connections_from(first: int) -> None:
     _ids = itertools.count(first)
 
 
-class ReadPacer:
-    """Holds a publishing connection's reading for ``interval`` seconds after each read.
-
-    Bytes that arrive meanwhile wait in the kernel's receive buffer and are taken in one
-    read: at 100 real-time streams this cut the reads (and the loop's wake-ups, and the
-    per-read work of uvloop and the adapter) to about a third. Each connection has its
-    own timer, so reads stay spread out in time (one tick for all connections made them
-    come in bursts, and segmenting fell behind).
-    """
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-
-    def hold(self, protocol: RtmpProtocol) -> None:
-        protocol.loop.call_later(self.interval, protocol._release_read)
-
-
 class RtmpProtocol(asyncio.Protocol):
     """One publisher's TCP connection."""
 
@@ -70,7 +55,7 @@ class RtmpProtocol(asyncio.Protocol):
         self._auth_task: asyncio.Task[None] | None = None
         self._reading_paused = False
         self._write_blocked = False
-        #: Reading held after a read until the read pacer's timer lets it go.
+        #: Reading held after a read until ``rtmp.read_interval`` has passed.
         self._paced = False
         self._done = False
 
@@ -111,10 +96,10 @@ class RtmpProtocol(asyncio.Protocol):
         if self.conn is not None:
             self.conn.receive_data(data)
             self._process()
-            pacer = self.server.pacer
-            if self.sink is not None and pacer.interval and not self._paced and not self._done:
+            interval = self.server.config.read_interval
+            if self.sink is not None and interval and not self._paced and not self._done:
                 self._paced = True
-                pacer.hold(self)
+                self.loop.call_later(interval, self._release_read)
                 self._update_reading()
 
     def eof_received(self) -> bool:
@@ -268,7 +253,7 @@ class RtmpProtocol(asyncio.Protocol):
             self._reading_paused = False
 
     def _release_read(self) -> None:
-        """The pacer's timer: read again (unless something else keeps reading paused)."""
+        """The read interval passed: read again (unless something else keeps it paused)."""
         self._paced = False
         self._update_reading()
 
@@ -348,7 +333,6 @@ class RtmpServer:
         self.authorizer = authorizer
         self.handler = handler
         self.connections: set[RtmpProtocol] = set()
-        self.pacer = ReadPacer(config.read_interval)
         self._servers: list[asyncio.Server] = []
         self._idle = asyncio.Event()
 

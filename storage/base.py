@@ -60,10 +60,7 @@ class StoreBase:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """The writer, inside a transaction that commits on exit and rolls back on error."""
-        async with self._write_lock:
-            conn = self._writer
-            if conn is None:
-                raise RuntimeError("the store is closed")
+        async with self._statement() as conn:
             # The connection's worker runs calls in order, so even when this task is
             # cancelled the ROLLBACK is queued behind the statement that was interrupted
             # (BEGIN included); rollback() is a no-op when no transaction is open.

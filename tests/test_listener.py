@@ -346,7 +346,7 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 async def test_publishing_connection_is_read_once_per_interval(start: Start) -> None:
-    """Once publishing, a read holds the connection until the pacer's next tick: what
+    """Once publishing, a read holds the connection for the read interval: what
     the publisher sends meanwhile waits in the kernel, then comes in one read, in order."""
     server, recorder = await start(read_interval=2.0)
     pub = await SocketPublisher.open(server.port)
