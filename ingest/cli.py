@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check-config":
         print("configuration is valid")
         return 0
-    if command in ("streams", "sessions"):
+    if command in admin_cli.COMMANDS:
         return admin_cli.run(config, args)
     from ingest.app import serve
 
