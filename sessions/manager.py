@@ -557,6 +557,7 @@ class SessionManager:
 def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> None:
     record.status = "ended"
     record.ended_at = record.last_seen
+    record.ingest_rate = 0.0  # nothing is being ingested any more (README: the counters)
     record.end_reason = end_reason
     if error is not None:
         record.err_message = error

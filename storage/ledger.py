@@ -112,7 +112,7 @@ class LedgerQueries(StoreBase):
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
                 "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
-                " duration = last_seen - created_at, updated_at = ?"
+                " duration = last_seen - created_at, ingest_rate = 0, updated_at = ?"
                 f" WHERE status = 'live'{only} RETURNING {column_list(SESSION_COLUMNS)}",
                 params,
             )
