@@ -48,12 +48,15 @@ def test_environment_overrides_reach_check_config() -> None:
     assert "RTMP_INGEST_RTMP_IDLE_TIMEOUT" in err
 
 
-async def _start_server(config: Path) -> tuple[asyncio.subprocess.Process, int, list[str]]:
-    """Start ``rtmp-ingest serve``; return it, its RTMP port and the stdout lines before it."""
+async def _start_server(
+    config: Path, module: str = "ingest"
+) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    """Start ``rtmp-ingest serve`` (run as ``python -m module``); return it, its RTMP port
+    and the stdout lines before it."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ingest",
+        module,
         "serve",
         "--config",
         str(config),
