@@ -28,6 +28,7 @@ from ingest.looplag import percentiles_ms
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import SegmentInfo
+from sessions.media_cleanup import MediaExpiry, SessionFolder, session_folders, sweep_orphans
 from sessions.publishers import REPLACED_REASON
 from sessions.recording import (
     REMUX_CONCURRENCY,
@@ -186,18 +187,27 @@ class SessionManager:
         self.availability: deque[float] = deque(maxlen=1000)
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
+        #: Unrecorded sessions' media, deleted once their players are done.
+        self.expiry = MediaExpiry(media) if media is not None else None
         self._remuxing = asyncio.Semaphore(REMUX_CONCURRENCY)
         self._closing = False
 
     async def start(self, *, recover: bool = True) -> list[SessionRecord]:
-        """Close what a crash left open (as ``server_restart``) and make the recordings it
-        left ``waiting``, in the background (not in a worker process, where the main
-        process did it); then start flushing."""
+        """Close what a crash left open (as ``server_restart``), make the recordings it
+        left ``waiting`` and delete the media it left for no one, in the background (not
+        in a worker process, where the main process did it); then start flushing. Call
+        it before accepting publishers: the media folders are listed here."""
         recovered = await self.recover() if recover else []
         self._tasks = [
             asyncio.ensure_future(self._writer()),
             asyncio.ensure_future(self._flusher()),
         ]
+        if recover and self.media is not None:
+            loop = asyncio.get_running_loop()
+            folders = await loop.run_in_executor(
+                self.media.executor, session_folders, self.media.root
+            )
+            self._spawn(self._sweep_orphans(self.media, folders))
         return recovered
 
     async def recover(self, ids: Sequence[str] | None = None) -> list[SessionRecord]:
@@ -230,7 +240,8 @@ class SessionManager:
 
     async def _finish_recovered(self, record: SessionRecord) -> None:
         """Close the playlists a crash left open and remove its half-written files; a
-        recorded session's recording is marked ``waiting`` (:meth:`recover` makes it)."""
+        recorded session's recording is marked ``waiting`` (:meth:`recover` makes it), an
+        unrecorded one's media is deleted once its players are done."""
         if self.media is None:
             return
         playback_id = (await self.store.playback_ids([record.stream_id])).get(record.stream_id)
@@ -244,6 +255,8 @@ class SessionManager:
         if record.record and record.recording_status in (None, "waiting"):
             _await_recording(record, self.media, playback_id)
             await self.store.save_sessions([record])
+        elif not record.record and self.expiry is not None:
+            self.expiry.schedule(folder)
 
     async def _resume_recordings(self, media: MediaSettings, records: list[SessionRecord]) -> None:
         """Make the recordings of ``records`` (all ``waiting``), a few at a time; those not
@@ -267,6 +280,24 @@ class SessionManager:
                 await self._make_recording(media, media.folder(playback_id, record.id), record)
 
         await asyncio.gather(*(run() for _ in range(REMUX_CONCURRENCY)))
+
+    async def _sweep_orphans(self, media: MediaSettings, folders: list[SessionFolder]) -> None:
+        """Delete, of the media folders listed at start, those no one may play, once the
+        writes queued so far (the recovered sessions' ends) are in the store."""
+        await self._writes.join()
+        try:
+            swept = await sweep_orphans(self.store, media, folders)
+        except Exception as exc:
+            log_event(logger, logging.ERROR, "media_sweep_failed", exc_info=exc)
+            return
+        if swept.removed or swept.unknown_recordings:
+            log_event(
+                logger,
+                logging.WARNING if swept.unknown_recordings else logging.INFO,
+                "orphan_media_deleted",
+                folders=swept.removed,
+                unknown_recordings_kept=swept.unknown_recordings,
+            )
 
     async def sweep_recordings(self, days: int) -> int:
         """Delete recordings of sessions that ended more than ``days`` days ago."""
@@ -443,6 +474,8 @@ class SessionManager:
         live.end_saved.set()
         if record.record:
             await self._make_recording(settings, output.folder, record)
+        elif self.expiry is not None:
+            self.expiry.schedule(output.folder)
 
     async def _make_recording(
         self, settings: MediaSettings, folder: Path, record: SessionRecord
@@ -589,6 +622,8 @@ class SessionManager:
             self._close(live, "shutdown", "server shutting down")
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
+        if self.expiry is not None:
+            await self.expiry.close()
         await self._writes.join()
         for task in self._tasks:
             task.cancel()

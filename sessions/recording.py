@@ -107,5 +107,5 @@ def remove_partial_files(folder: Path) -> int:
 
 
 def delete_media(folder: Path) -> None:
-    """Remove a session's media folder (retention)."""
+    """Remove a session's media folder (retention, or media nobody may play any more)."""
     shutil.rmtree(folder, ignore_errors=True)

@@ -3,9 +3,10 @@ one step of a session's end and waits there to be killed, so a test can ``kill -
 exactly that step.
 
 ``STALL_AT`` names the step: ``remux`` (the MP4 is written under its temporary name and
-about to be renamed: what a kill during the remux leaves). On reaching it, the process
-writes the session's folder to the file ``STALL_ANNOUNCE`` and blocks that thread; the
-event loop goes on.
+about to be renamed: what a kill during the remux leaves), or ``delete`` (an unrecorded
+session's media is about to be deleted: the state a kill before the delay leaves). On
+reaching it, the process writes the session's folder to the file ``STALL_ANNOUNCE`` and
+blocks that thread; the event loop goes on.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def _install(step: str) -> None:
             real_replace(src, dst, **kwargs)
 
         os.replace = replace
+    elif step == "delete":
+        import sessions.media_cleanup
+
+        sessions.media_cleanup.delete_media = _stall
     else:
         raise SystemExit(f"unknown STALL_AT {step!r}")
 
