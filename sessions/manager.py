@@ -313,13 +313,13 @@ class SessionManager:
             if not page:
                 return removed
             offset += len(page)
+            owners = await self.store.playback_ids({r.stream_id for r in page})
             for record in page:
                 if not record.record or record.recording_status == "deleted":
                     continue
                 if record.ended_at is None or record.ended_at >= cutoff:
                     continue
-                stream = await self.store.get_stream(record.stream_id)
-                playback_id = stream.playback_id if stream is not None else None
+                playback_id = owners.get(record.stream_id)
                 if playback_id is not None:
                     delete_media(self.media.folder(playback_id, record.id))
                 record.recording_status = "deleted"

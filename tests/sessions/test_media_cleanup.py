@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,21 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
         assert await asyncio.wait_for(server.wait(), 30) == 0
     assert folder.parent.is_dir(), "the stream's folder stays"
     assert (recorded / "recording.mp4").is_file() and list(recorded.glob("seg_*.ts"))
+
+
+async def test_retention_deletes_a_deleted_streams_recordings_too(
+    stack: Stack, tmp_path: Path
+) -> None:
+    show, key = await stack.streams.create("show", record=True)
+    assert await publish_with_ffmpeg(make_flv(tmp_path / "clip.flv"), stack.url(key)) == 0
+    (session,) = await _ended(stack, show, 1)
+    folder = stack.media_root / show.playback_id / session.id
+    assert (folder / "recording.mp4").is_file()
+    assert await stack.streams.delete(show.id)
+    now = time.time()
+    stack.manager.clock = lambda: now + 2 * 86400
+    assert await stack.manager.sweep_recordings(1) == 1
+    assert not folder.exists()
 
 
 # -- the sweep at start --------------------------------------------------------------------
