@@ -68,6 +68,7 @@ RESTART_KEYS = frozenset(
         "hls.target_duration",
         "hls.segment_format",
         "hls.window",
+        "hls.max_linger",
         "hls.workers",
         "rtmp.processes",
         "http.public_url",

@@ -288,6 +288,10 @@ class HlsConfig:
     segment_format: str = _key("auto", _one_of("auto", "mpegts", "fmp4"))
     #: Segments listed in the live playlist; older ones are deleted unless recorded.
     window: int = _key(6, _positive)
+    #: Most seconds an unrecorded session's media stays after it ends: it is deleted once a
+    #: player that loaded the final playlist can have played it through (the seconds that
+    #: playlist lists plus target_duration), but never later than this. 0: at once.
+    max_linger: float = _key(30.0, _non_negative)
     #: Days a recording is kept after its session ends; 0 keeps them forever.
     retention_days: int = _key(0, _non_negative)
     #: Threads that run the segmenters (PyAV and disk work never run on the event loop).

@@ -50,14 +50,15 @@ def test_environment_overrides_reach_check_config() -> None:
 
 
 async def _start_server(
-    config: Path, stderr: IO[bytes] | int = asyncio.subprocess.PIPE
+    config: Path, stderr: IO[bytes] | int = asyncio.subprocess.PIPE, module: str = "ingest"
 ) -> tuple[asyncio.subprocess.Process, int, list[str]]:
-    """Start ``rtmp-ingest serve``; return it, its RTMP port and the stdout lines before it
-    (its log goes to *stderr*: a pipe, or a file for a long log)."""
+    """Start ``rtmp-ingest serve`` (run as ``python -m module``); return it, its RTMP port
+    and the stdout lines before it (its log goes to *stderr*: a pipe, or a file for a long
+    log)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ingest",
+        module,
         "serve",
         "--config",
         str(config),
