@@ -23,6 +23,7 @@ import socket
 from collections.abc import Sequence
 from typing import cast
 
+from ingest.admission import Admission
 from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
 from ingest.logs import log_event
@@ -66,6 +67,8 @@ class RtmpProtocol(asyncio.Protocol):
         self.conn: ServerConnection | None = None
         self.sink: StreamSink | None = None
         self.encoder: str | None = None
+        #: The address this connection counts against while pending (not publishing yet).
+        self._pending_address: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._auth_task: asyncio.Task[None] | None = None
@@ -82,20 +85,19 @@ class RtmpProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
+        host = ""
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote_addr = f"{peer[0]}:{peer[1]}"
+            host = str(peer[0])
         server = self.server
-        if len(server.connections) >= server.config.max_connections:
-            log_event(
-                logger,
-                logging.WARNING,
-                "connection_refused",
-                remote=self.remote_addr,
-                reason="max_connections reached",
-            )
+        address = server.admission.admit(
+            server.config, len(server.connections), host, self.remote_addr
+        )
+        if address is None:
             transport.abort()
             self._done = True
             return
+        self._pending_address = address
         server.connections.add(self)
         cfg = server.config
         self.conn = ServerConnection(
@@ -219,6 +221,7 @@ class RtmpProtocol(asyncio.Protocol):
                 decision.release()
             return
         if decision.allowed:
+            self._not_pending()
             conn.accept_publish()
             self.sink = self.server.handler.started(attempt, self, decision)
             self._log(
@@ -323,8 +326,14 @@ class RtmpProtocol(asyncio.Protocol):
             self._timer.cancel()
         if self._auth_task is not None and not self._auth_task.done():
             self._auth_task.cancel()
+        self._not_pending()
         self.server.connections.discard(self)
         self.server.notify_closed()
+
+    def _not_pending(self) -> None:
+        if self._pending_address is not None:
+            self.server.admission.release(self._pending_address)
+            self._pending_address = None
 
     @property
     def bytes_received(self) -> int:
@@ -389,6 +398,8 @@ class RtmpServer:
         self.authorizer = authorizer
         self.handler = handler
         self.connections: set[RtmpProtocol] = set()
+        #: The caps on new connections, and the count of those not publishing yet.
+        self.admission = Admission()
         self._servers: list[asyncio.Server] = []
         self._idle = asyncio.Event()
 
@@ -419,8 +430,8 @@ class RtmpServer:
 
     def apply(self, config: RtmpConfig) -> None:
         """Take new settings without a restart: limits and timeouts apply to connections
-        made from now on; the idle timeout also to the open ones. (``listen`` needs a
-        restart.)"""
+        made from now on (the caps on connections to every new one, counting the open
+        ones); the idle timeout also to the open ones. (``listen`` needs a restart.)"""
         self.config = config
         self.limits = config.limits()
         for proto in self.connections:

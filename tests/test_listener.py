@@ -297,18 +297,6 @@ async def test_garbage_at_every_stage_leaves_other_publishers_intact(
     assert good.end is not None and good.end[0] == "unpublished"
 
 
-async def test_max_connections_refuses_the_extra_one(start: Start) -> None:
-    server, _ = await start(max_connections=2)
-    held = [await _raw(server.port) for _ in range(2)]
-    await asyncio.sleep(0.05)
-    reader, writer = await _raw(server.port)
-    writer.write(b"\x03" + bytes(1536))
-    assert await _read_all(reader) == b""
-    for _, w in held:
-        w.close()
-    assert len(server.connections) <= 2
-
-
 async def test_peer_that_never_reads_is_paused_not_buffered(start: Start) -> None:
     """A ping flood from a peer that reads nothing: once our replies back up past
     write_buffer_limit, we stop reading from it instead of queueing without bound."""
