@@ -30,7 +30,7 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +58,8 @@ class StreamResult:
     #: message's due time to the answer of the ping after it), and the most at any probe.
     lag_end: float | None = None
     lag_max: float | None = None
+    #: With probes: the lag at each probe, in order.
+    lags: list[float] = field(default_factory=list)
     #: With probes: Mb/s the publisher offered (bytes sent over the span from the first
     #: message's due time to the last's) and Mb/s the server took in (the same bytes over
     #: the span from the first message's due time to the answer of the last ping).
@@ -197,7 +199,8 @@ async def publish(
             async with asyncio.timeout(PROBE_TIMEOUT):
                 while last not in conn.answered and not closed_by_server.is_set():
                     await asyncio.sleep(0.005)
-            lags = [conn.answered[v] - at for v, at in probes if v in conn.answered]
+            lags = [round(conn.answered[v] - at, 4) for v, at in probes if v in conn.answered]
+            result.lags = lags
             if last in conn.answered:
                 result.lag_end = lags[-1]
                 result.achieved_mbps = sent * 8 / (conn.answered[last] - base) / 1e6
