@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt
-from ingest.listener import RtmpServer
 from ingest.rtmp import messages as m
 from ingest.rtmp.chunks import ChunkWriter
 from ingest.rtmp.events import ConnectAccepted, StatusReceived
-from sessions.publishers import LivePublishers
+from tests.support.listener import Start, listeners
 from tests.support.media import make_flv, publish_with_ffmpeg, read_flv_tags
-from tests.support.recorder import AllowAll, Recorder
 from tests.support.rtmp_client import SocketPublisher
 
-Start = Callable[..., Awaitable[tuple[RtmpServer, Recorder]]]
+start = pytest.fixture(listeners)
 
 
 class DenyKey:
@@ -33,30 +30,6 @@ class DenyKey:
         if attempt.key == self.bad:
             return Decision(False, "NetStream.Publish.Denied", "invalid stream key")
         return Decision(True)
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    servers: list[RtmpServer] = []
-
-    async def start_server(
-        authorizer: object = None, policy: str | None = None, **settings: object
-    ) -> tuple[RtmpServer, Recorder]:
-        recorder = Recorder()
-        config = RtmpConfig(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
-        auth = authorizer or AllowAll()
-        if policy is not None:
-            registry = LivePublishers(auth, recorder, policy)  # type: ignore[arg-type]
-            server = RtmpServer(config, registry, registry)
-        else:
-            server = RtmpServer(config, auth, recorder)  # type: ignore[arg-type]
-        await server.start()
-        servers.append(server)
-        return server, recorder
-
-    yield start_server
-    for server in servers:
-        await server.close()
 
 
 async def _raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,31 +18,15 @@ import pytest
 
 from ingest.admission import Admission, RefusalLog, address_of
 from ingest.config import RtmpConfig
-from ingest.listener import RtmpServer
 from ingest.rtmp.events import ConnectAccepted
+from tests.support.listener import Start, listeners
 from tests.support.media import make_flv, publish_with_ffmpeg
-from tests.support.recorder import AllowAll, Recorder
 from tests.support.rtmp_client import SocketPublisher
 
-Start = Callable[..., Awaitable[tuple[RtmpServer, Recorder]]]
+start = pytest.fixture(listeners)
+
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 ATTACKER = "127.0.0.2"
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    servers: list[RtmpServer] = []
-
-    async def start_server(**settings: Any) -> tuple[RtmpServer, Recorder]:
-        recorder = Recorder()
-        server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **settings), AllowAll(), recorder)
-        await server.start()
-        servers.append(server)
-        return server, recorder
-
-    yield start_server
-    for server in servers:
-        await server.close()
 
 
 async def _open(port: int, source: str = "127.0.0.1") -> Conn:
