@@ -18,7 +18,8 @@ import pytest
 
 from ingest.admission import Admission, RefusalLog, address_of
 from ingest.config import RtmpConfig
-from ingest.rtmp.events import ConnectAccepted
+from ingest.rtmp import messages as m
+from ingest.rtmp.chunks import ChunkWriter
 from tests.support.listener import Start, listeners
 from tests.support.media import make_flv, publish_with_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
@@ -158,20 +159,24 @@ async def test_trickling_after_the_handshake_is_closed_at_the_publish_deadline(
     """A peer that finishes the handshake, then sends its connect a byte at a time more
     often than the idle timeout: closed when the total time to publish runs out, and its
     pending slot is freed."""
-    server, _ = await start(handshake_timeout=0.5, publish_timeout=1.0, idle_timeout=0.5)
+    server, _ = await start(handshake_timeout=1.0, publish_timeout=1.5, idle_timeout=1.0)
     caplog.set_level(logging.INFO, logger="ingest.listener")
-    pub = await SocketPublisher.open(server.port)
-    await pub.wait_for(ConnectAccepted)  # a full set-up works within the deadline
-    pub.close()
     reader, writer = await _open(server.port)
     writer.write(b"\x03" + bytes(1536))
     await reader.readexactly(1 + 2 * 1536)
     writer.write(bytes(1536))
 
+    url = "rtmp://127.0.0.1/live/" + "x" * 200
+    connect = ChunkWriter().write(
+        3, m.COMMAND_AMF0, 0, 0, m.command("connect", 1, {"app": "live", "tcUrl": url})
+    )
+
     async def trickle() -> None:
-        while not writer.is_closing():
-            writer.write(b"\x03")
-            await asyncio.sleep(0.1)
+        for byte in connect:  # 20 bytes a second: never done before the deadline
+            if writer.is_closing():
+                return
+            writer.write(bytes((byte,)))
+            await asyncio.sleep(0.05)
 
     task = asyncio.ensure_future(trickle())
     assert await _closed_by_server((reader, writer))
