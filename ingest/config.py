@@ -175,10 +175,18 @@ class RtmpConfig:
     window_ack_size: int = _key(2_500_000, _between(1, 0xFFFFFFFF))
     #: Seconds for the whole handshake.
     handshake_timeout: float = _key(10.0, _positive)
+    #: Seconds from accepting a connection until it publishes (handshake, commands and the
+    #: key check together); one not publishing by then is closed, however it paces its bytes.
+    publish_timeout: float = _key(20.0, _positive)
     #: Seconds without a byte from a peer before it is dropped (half-open publishers).
     idle_timeout: float = _key(30.0, _positive)
     #: Connections open at once; more are refused.
     max_connections: int = _key(4096, _positive)
+    #: Connections not yet publishing (handshake, commands, key check) open at once; more
+    #: are refused, so that they never fill max_connections. 0: a quarter of it.
+    max_pending_connections: int = _key(0, _non_negative)
+    #: Of those, from one address (an IPv6 /64 counts as one); more are refused.
+    max_pending_per_address: int = _key(32, _positive)
     #: Largest message once publishing, bytes.
     max_message_size: int = _key(16 * _MiB, _positive)
     #: Largest message before publishing (commands only), bytes.
@@ -204,6 +212,12 @@ class RtmpConfig:
         return parse_listen(self.listen)[0]
 
     @property
+    def pending_limit(self) -> int:
+        """Connections not yet publishing allowed at once (``max_pending_connections``, or
+        a quarter of ``max_connections`` when that is 0)."""
+        return self.max_pending_connections or max(1, self.max_connections // 4)
+
+    @property
     def port(self) -> int:
         return parse_listen(self.listen)[1]
 
@@ -217,6 +231,7 @@ class RtmpConfig:
             max_amf_depth=self.max_amf_depth,
             max_unparsed_bytes=self.max_message_size + 64 * _KiB,
             handshake_timeout=self.handshake_timeout,
+            publish_timeout=self.publish_timeout,
         )
 
 
@@ -326,6 +341,16 @@ _ORDERED = (
     ("sessions", "reject_delay_min", "reject_delay_max"),
     ("rtmp", "max_message_size_before_publish", "max_message_size"),
     ("rtmp", "max_message_size", "max_partial_bytes"),
+    ("rtmp", "handshake_timeout", "publish_timeout"),
+)
+#: Keys that, when set (not 0), must stay below another of their section, and why.
+_BELOW = (
+    (
+        "rtmp",
+        "max_pending_connections",
+        "max_connections",
+        "publishers always find room",
+    ),
 )
 
 
@@ -507,6 +532,17 @@ def load_config(
             if section == name and not failed & {low, high} and values[low] > values[high]:
                 errors.append(
                     f"{name}.{low}: must be <= {name}.{high} ({values[high]}), got {values[low]}"
+                )
+        for section, low, high, why in _BELOW:
+            if (
+                section == name
+                and not failed & {low, high}
+                and values[low]
+                and values[low] >= values[high]
+            ):
+                errors.append(
+                    f"{name}.{low}: must be < {name}.{high} ({values[high]}) so that {why}, "
+                    f"got {values[low]}"
                 )
         if not errors:
             sections[name] = cls(**values)

@@ -4,11 +4,13 @@ Each TCP connection gets one :class:`~ingest.rtmp.server.ServerConnection`. The 
 feeds it bytes, drains its events, writes what it has to send, and keeps one timer armed
 at ``get_timer()`` (re-armed lazily when it fires, so a read does not move it). Reading
 pauses while a publish is being authorized and while the peer does not read what we
-write, and, once a connection is publishing, for ``rtmp.read_interval`` after each read
-(a timer per connection): bytes that arrive meanwhile wait in the kernel and come in one
-read, so a real-time publisher costs a few larger reads instead of one read (and one
-loop wake-up) per message; one tick for all connections instead made the reads come in
-bursts, and segmenting fell behind. Any failure is contained to its own connection.
+write, and, once a connection is publishing, for ``rtmp.read_interval`` after a read that
+took everything waiting (a timer per connection): bytes that arrive meanwhile wait in the
+kernel and come in one read, so a real-time publisher costs a few larger reads instead of
+one read (and one loop wake-up) per message. A read that came back full (the loop's
+largest) may have left bytes behind, so reading goes on at once: pacing saves wake-ups
+but never limits throughput. One tick for all connections instead made the reads come
+in bursts, and segmenting fell behind. Any failure is contained to its own connection.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import socket
 from collections.abc import Sequence
 from typing import cast
 
+from ingest.admission import Admission
 from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
 from ingest.logs import log_event
@@ -29,6 +33,19 @@ from ingest.rtmp.server import REJECT_CODES, ServerConnection
 
 logger = logging.getLogger("ingest.listener")
 _ids = itertools.count(1)
+
+#: The most one read of uvloop's returns (its loop's receive buffer, 256,000 bytes);
+#: asyncio's socket transports say theirs as ``max_size`` (256 KiB).
+UVLOOP_READ_SIZE = 256_000
+#: Bytes asked of the kernel at a time when a connection we close takes what waits.
+_TAKE_SIZE = 256 * 1024
+
+
+def full_read_size(transport: asyncio.BaseTransport) -> int:
+    """The size of a read that came back full from ``transport``: one that may have left
+    bytes waiting in the kernel."""
+    size = getattr(transport, "max_size", None)
+    return size if isinstance(size, int) and size > 0 else UVLOOP_READ_SIZE
 
 
 def number_connections_from(first: int) -> None:
@@ -50,11 +67,14 @@ class RtmpProtocol(asyncio.Protocol):
         self.conn: ServerConnection | None = None
         self.sink: StreamSink | None = None
         self.encoder: str | None = None
+        #: The address this connection counts against while pending (not publishing yet).
+        self._pending_address: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._auth_task: asyncio.Task[None] | None = None
         self._reading_paused = False
         self._write_blocked = False
+        self._full_read = UVLOOP_READ_SIZE
         #: Reading held after a read until ``rtmp.read_interval`` has passed.
         self._paced = False
         self._done = False
@@ -65,20 +85,19 @@ class RtmpProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
+        host = ""
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote_addr = f"{peer[0]}:{peer[1]}"
+            host = str(peer[0])
         server = self.server
-        if len(server.connections) >= server.config.max_connections:
-            log_event(
-                logger,
-                logging.WARNING,
-                "connection_refused",
-                remote=self.remote_addr,
-                reason="max_connections reached",
-            )
+        address = server.admission.admit(
+            server.config, len(server.connections), host, self.remote_addr
+        )
+        if address is None:
             transport.abort()
             self._done = True
             return
+        self._pending_address = address
         server.connections.add(self)
         cfg = server.config
         self.conn = ServerConnection(
@@ -89,6 +108,7 @@ class RtmpProtocol(asyncio.Protocol):
             window_ack_size=cfg.window_ack_size,
         )
         transport.set_write_buffer_limits(high=cfg.write_buffer_limit)
+        self._full_read = full_read_size(transport)
         self._log(logging.DEBUG, "connection_opened")
         self._arm_timer()
 
@@ -97,7 +117,13 @@ class RtmpProtocol(asyncio.Protocol):
             self.conn.receive_data(data)
             self._process()
             interval = self.server.config.read_interval
-            if self.sink is not None and interval and not self._paced and not self._done:
+            if (
+                self.sink is not None
+                and interval
+                and not self._paced
+                and not self._done
+                and len(data) < self._full_read  # (a full read may have left bytes behind)
+            ):
                 self._paced = True
                 self.loop.call_later(interval, self._release_read)
                 self._update_reading()
@@ -195,6 +221,7 @@ class RtmpProtocol(asyncio.Protocol):
                 decision.release()
             return
         if decision.allowed:
+            self._not_pending()
             conn.accept_publish()
             self.sink = self.server.handler.started(attempt, self, decision)
             self._log(
@@ -299,18 +326,56 @@ class RtmpProtocol(asyncio.Protocol):
             self._timer.cancel()
         if self._auth_task is not None and not self._auth_task.done():
             self._auth_task.cancel()
+        self._not_pending()
         self.server.connections.discard(self)
         self.server.notify_closed()
+
+    def _not_pending(self) -> None:
+        if self._pending_address is not None:
+            self.server.admission.release(self._pending_address)
+            self._pending_address = None
 
     @property
     def bytes_received(self) -> int:
         return self.conn.bytes_received if self.conn is not None else 0
 
     def close(self, reason: str) -> None:
-        """End this connection from the server side (shutdown, kick)."""
+        """End this connection from the server side (shutdown, kick, replaced). A publisher
+        first has what already reached this host read, so its session keeps every byte
+        sent before the close (a paced connection may have a read interval's worth
+        waiting)."""
         if self.conn is not None and not self.conn.closed and not self._done:
-            self.conn.close(reason)
+            if self.sink is not None:
+                self._take_waiting()
+            if not self.conn.closed and not self._done:
+                self.conn.close(reason)
+                self._process()
+
+    def _take_waiting(self) -> None:
+        """Read, without waiting, what is in the kernel for this publishing connection
+        (until the publish ends or the core's unparsed-bytes cap's worth is taken)."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        conn = self.conn
+        if sock is None or conn is None:
+            return
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return
+        taken = 0
+        while self.sink is not None and not conn.closed and not self._done:
+            try:
+                data = os.read(fd, _TAKE_SIZE)
+            except OSError:  # nothing waiting (EAGAIN), or the socket failed
+                return
+            if not data:
+                return  # EOF: connection_lost tells the rest
+            conn.receive_data(data)
             self._process()
+            taken += len(data)
+            if len(data) < _TAKE_SIZE or taken >= self.server.limits.max_unparsed_bytes:
+                return
 
 
 def listening_addresses(servers: Sequence[asyncio.AbstractServer]) -> list[str]:
@@ -333,6 +398,8 @@ class RtmpServer:
         self.authorizer = authorizer
         self.handler = handler
         self.connections: set[RtmpProtocol] = set()
+        #: The caps on new connections, and the count of those not publishing yet.
+        self.admission = Admission()
         self._servers: list[asyncio.Server] = []
         self._idle = asyncio.Event()
 
@@ -363,8 +430,8 @@ class RtmpServer:
 
     def apply(self, config: RtmpConfig) -> None:
         """Take new settings without a restart: limits and timeouts apply to connections
-        made from now on; the idle timeout also to the open ones. (``listen`` needs a
-        restart.)"""
+        made from now on (the caps on connections to every new one, counting the open
+        ones); the idle timeout also to the open ones. (``listen`` needs a restart.)"""
         self.config = config
         self.limits = config.limits()
         for proto in self.connections:

@@ -254,6 +254,31 @@ def test_before_publish_size_at_most_message_size(tmp_path: Path) -> None:
     )
 
 
+def test_pending_connections_stay_below_max_connections(tmp_path: Path) -> None:
+    path = write(tmp_path, "[rtmp]\nmax_connections = 200\nmax_pending_connections = 200\n")
+    (error,) = errors_of(path)
+    assert error == (
+        "rtmp.max_pending_connections: must be < rtmp.max_connections (200) so that "
+        "publishers always find room, got 200"
+    )
+    ok = load_config(
+        write(tmp_path, "[rtmp]\nmax_connections = 200\nmax_pending_connections = 199\n"), {}
+    )
+    assert ok.rtmp.pending_limit == 199
+
+
+def test_pending_limit_defaults_to_a_quarter_of_max_connections() -> None:
+    assert load_config(None, {}).rtmp.pending_limit == 1024
+    env = {"RTMP_INGEST_RTMP_MAX_CONNECTIONS": "200"}
+    assert load_config(None, env).rtmp.pending_limit == 50
+    assert load_config(None, {"RTMP_INGEST_RTMP_MAX_CONNECTIONS": "2"}).rtmp.pending_limit == 1
+
+
+def test_publish_timeout_at_least_the_handshake_timeout(tmp_path: Path) -> None:
+    (error,) = errors_of(write(tmp_path, "[rtmp]\npublish_timeout = 5\n"))
+    assert error == "rtmp.handshake_timeout: must be <= rtmp.publish_timeout (5.0), got 10.0"
+
+
 def test_partial_bytes_hold_one_message(tmp_path: Path) -> None:
     (error,) = errors_of(environ={"RTMP_INGEST_RTMP_MAX_PARTIAL_BYTES": "1000000"})
     assert error.startswith("rtmp.max_message_size: must be <= rtmp.max_partial_bytes")

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt
-from ingest.listener import RtmpServer
 from ingest.rtmp import messages as m
 from ingest.rtmp.chunks import ChunkWriter
 from ingest.rtmp.events import ConnectAccepted, StatusReceived
-from sessions.publishers import LivePublishers
+from tests.support.listener import Start, listeners
 from tests.support.media import make_flv, publish_with_ffmpeg, read_flv_tags
-from tests.support.recorder import AllowAll, Recorder
 from tests.support.rtmp_client import SocketPublisher
 
-Start = Callable[..., Awaitable[tuple[RtmpServer, Recorder]]]
+start = pytest.fixture(listeners)
 
 
 class DenyKey:
@@ -33,30 +30,6 @@ class DenyKey:
         if attempt.key == self.bad:
             return Decision(False, "NetStream.Publish.Denied", "invalid stream key")
         return Decision(True)
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Start]:
-    servers: list[RtmpServer] = []
-
-    async def start_server(
-        authorizer: object = None, policy: str | None = None, **settings: object
-    ) -> tuple[RtmpServer, Recorder]:
-        recorder = Recorder()
-        config = RtmpConfig(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
-        auth = authorizer or AllowAll()
-        if policy is not None:
-            registry = LivePublishers(auth, recorder, policy)  # type: ignore[arg-type]
-            server = RtmpServer(config, registry, registry)
-        else:
-            server = RtmpServer(config, auth, recorder)  # type: ignore[arg-type]
-        await server.start()
-        servers.append(server)
-        return server, recorder
-
-    yield start_server
-    for server in servers:
-        await server.close()
 
 
 async def _raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -295,18 +268,6 @@ async def test_garbage_at_every_stage_leaves_other_publishers_intact(
     ]
     assert [(e.message_type, e.timestamp, e.payload) for e in good.media_events] == expected
     assert good.end is not None and good.end[0] == "unpublished"
-
-
-async def test_max_connections_refuses_the_extra_one(start: Start) -> None:
-    server, _ = await start(max_connections=2)
-    held = [await _raw(server.port) for _ in range(2)]
-    await asyncio.sleep(0.05)
-    reader, writer = await _raw(server.port)
-    writer.write(b"\x03" + bytes(1536))
-    assert await _read_all(reader) == b""
-    for _, w in held:
-        w.close()
-    assert len(server.connections) <= 2
 
 
 async def test_peer_that_never_reads_is_paused_not_buffered(start: Start) -> None:

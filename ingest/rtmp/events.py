@@ -144,15 +144,21 @@ class ConnectionTerminated(Event):
     @property
     def error(self) -> bool:
         """True when the peer broke the protocol, hit a limit or missed a deadline."""
-        return self.cause in ("protocol_error", "handshake_timeout", "idle_timeout")
+        return self.cause in (
+            "protocol_error",
+            "handshake_timeout",
+            "publish_timeout",
+            "idle_timeout",
+        )
 
 
-#: Why a connection ended: the peer closed it (EOF or reset); the handshake deadline or the
-#: idle read timeout passed; the peer broke the protocol or a limit; a connect or publish was
-#: rejected; the local side closed it.
+#: Why a connection ended: the peer closed it (EOF or reset); the handshake deadline, the
+#: deadline for publishing or the idle read timeout passed; the peer broke the protocol or a
+#: limit; a connect or publish was rejected; the local side closed it.
 TERMINATION_CAUSES = (
     "closed_by_peer",
     "handshake_timeout",
+    "publish_timeout",
     "idle_timeout",
     "protocol_error",
     "rejected",

@@ -26,3 +26,6 @@ class Limits:
     max_unparsed_bytes: int = 16 * 1024 * 1024 + 64 * 1024
     #: Seconds for the whole handshake (C0 to C2).
     handshake_timeout: float = 10.0
+    #: Seconds from the connection's start until a publish is accepted (handshake,
+    #: commands and the key check together), however the peer paces its bytes.
+    publish_timeout: float = 20.0

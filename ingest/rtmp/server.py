@@ -96,6 +96,8 @@ class ServerConnection(RtmpConnection):
         self._streams: set[int] = set()
         self._next_stream_id = 1
         self._publish_name = ""
+        #: When the connection must be publishing by; None once it has published.
+        self._publish_deadline: float | None = self._started + self.limits.publish_timeout
 
     # -- decisions ----------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class ServerConnection(RtmpConnection):
         fc_info = m.status_info("status", "NetStream.Publish.Start", "Publishing started.")
         self._send_command(m.CSID_COMMAND, 0, "onFCPublish", 0, None, fc_info)
         self.state = ServerState.PUBLISHING
+        self._publish_deadline = None
         self.reader.max_message_size = self.limits.max_message_size
 
     def reject_publish(
@@ -149,6 +152,26 @@ class ServerConnection(RtmpConnection):
             raise LocalProtocolError(f"{code!r} is not a status publishers treat as refusal")
         self._send_status_error(self.publish_stream_id, code, description)
         self._terminate("rejected", f"publish rejected: {code}")
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """As :meth:`RtmpConnection.get_timer`, and the deadline for publishing."""
+        when = RtmpConnection.get_timer(self)
+        deadline = self._publish_deadline
+        if deadline is None or self.closed or (when is not None and when < deadline):
+            return when
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        deadline = self._publish_deadline
+        if deadline is not None and now >= deadline and not self.closed:
+            self._terminate(
+                "publish_timeout",
+                f"not publishing within {self.limits.publish_timeout:g}s of connecting",
+            )
+            return
+        RtmpConnection.handle_timer(self, now)
 
     def _expect(self, state: ServerState, what: str) -> None:
         if self.closed or self.state is not state:

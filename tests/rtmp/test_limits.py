@@ -25,6 +25,7 @@ from tests.rtmp.wire import (
     AUDIO,
     COMMAND_AMF0,
     VIDEO,
+    FakeClock,
     chunked,
     command,
     connect,
@@ -363,3 +364,66 @@ def test_garbage_soak_while_publishing_with_small_caps() -> None:
     assert set(causes) <= {"protocol_error"}
     assert connections - 1 <= sum(causes.values()) <= connections
     assert peak < 4 * MiB
+
+
+# -- the deadline for publishing --------------------------------------------------------
+
+
+def test_trickled_connect_is_closed_at_the_publish_deadline() -> None:
+    """After the handshake, a connect command trickled a byte a second never lets the idle
+    timeout fire; the connection is closed when the total time to publish runs out."""
+    clock = FakeClock(0.0)
+    limits = Limits(handshake_timeout=10.0, publish_timeout=20.0)
+    server = new_server(clock=clock, limits=limits, idle_timeout=5.0)
+    handshake(server)
+    assert server.get_timer() == 5.0  # the idle timeout comes first, then the deadline
+    trickle = connect()
+    for second in range(1, 20):
+        clock.now = float(second)
+        server.receive_data(trickle[second - 1 : second])
+        server.handle_timer(clock.now)
+        assert drain(server) == []
+        assert server.get_timer() == min(second + 5.0, 20.0)
+    server.handle_timer(19.999)
+    assert drain(server) == []
+    server.handle_timer(20.0)
+    event = termination(drain(server))
+    assert (event.cause, event.error) == ("publish_timeout", True)
+    assert "20s" in event.reason
+    assert server.get_timer() is None
+
+
+@pytest.mark.parametrize(
+    "state", [ServerState.CONNECT_PENDING, ServerState.CONNECTED, ServerState.PUBLISH_PENDING]
+)
+def test_every_state_before_publishing_is_under_the_deadline(state: ServerState) -> None:
+    """Waiting for our own decision (connect, the key check) counts too."""
+    clock = FakeClock(0.0)
+    server = new_server(clock=clock, limits=Limits(publish_timeout=20.0))
+    to_state(server, state)
+    assert server.get_timer() == 20.0
+    server.handle_timer(20.0)
+    assert termination(drain(server)).cause == "publish_timeout"
+
+
+def test_the_publish_deadline_is_gone_once_publishing() -> None:
+    clock = FakeClock(0.0)
+    server = new_server(clock=clock, limits=Limits(publish_timeout=20.0))
+    to_state(server, ServerState.PUBLISHING)
+    assert server.get_timer() is None
+    server.handle_timer(1000.0)
+    assert drain(server) == []
+    # An unpublish does not bring it back: the connection has published.
+    server.receive_data(command("deleteStream", 7, None, 1.0))
+    drain(server)
+    assert server.state is ServerState.CONNECTED
+    server.handle_timer(2000.0)
+    assert drain(server) == [] and not server.closed
+
+
+def test_publish_deadline_before_the_handshake_deadline_wins() -> None:
+    clock = FakeClock(0.0)
+    server = new_server(clock=clock, limits=Limits(handshake_timeout=10.0, publish_timeout=4.0))
+    assert server.get_timer() == 4.0
+    server.handle_timer(4.0)
+    assert termination(drain(server)).cause == "publish_timeout"
