@@ -1,7 +1,7 @@
 """Faults during real publishes: the database locked by another process (during a session,
-at start, and with the end queued when the server is killed) and the database full.
-Every session ends exactly once, whole, once the fault is gone; the server says it is
-degraded meanwhile and never drops a write."""
+at start, and with the end queued when the server is killed), the database full, and a
+full disk under the segments. Every session ends exactly once, whole, once the fault is
+gone; the server says it is degraded meanwhile and never drops a write."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import SessionRecord, Store
+from tests.support.faults import FullDisk
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.stack import Stack, start_stack
 from tests.test_workers import Server, running
@@ -291,3 +292,42 @@ async def test_a_session_published_while_the_database_is_full_ends_with_its_fina
     assert {"publish_accepted", "session_started", "session_ended"} <= kinds
     assert _fields(caplog, "store_degraded") and _fields(caplog, "store_recovered")
     assert writes.dropped == 0
+
+
+async def test_a_full_disk_under_the_segments_skips_them_and_the_session_goes_on(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    disk = FullDisk(monkeypatch, tmp_path / "full")
+    stream, key = await stack.streams.create("cam")
+    store = stack.store
+    source = make_flv(tmp_path / "clip.flv", seconds=12)
+    publisher = await start_ffmpeg(source, stack.url(key), realtime=True)
+
+    async def segments() -> list[dict[str, Any]]:
+        rows, _ = await store.list_sessions()
+        return await store.list_segments(rows[0].id) if rows else []
+
+    await _until(segments)
+    disk.on = True
+    await _until(lambda: _fields(caplog, "segment_write_failed"))
+    disk.on = False
+    assert await asyncio.wait_for(publisher.wait(), 30) == 0
+    session = await _ended(store, stream.id)
+
+    assert session.end_reason == "unpublished"
+    assert session.bytes_received > 0 and session.duration > 11.0
+    codes = {issue["code"] for issue in session.issues}
+    assert "segment_write_failed" in codes and not session.is_healthy
+    (first, *_) = _fields(caplog, "segment_write_failed")
+    assert first["session"] == session.id and first["error"] == "No space left on device"
+    written = await store.list_segments(session.id)
+    assert len(written) == session.source_segments
+    assert [s["sequence"] for s in written] == list(range(len(written)))
+    gap = [s for s in written if s["discontinuity"]]
+    assert gap, "a segment was written after the failure, starting a discontinuity"
+    folder = stack.media_root / stream.playback_id / session.id
+    assert all((folder / s["uri"]).is_file() for s in written)
+    assert not list(folder.glob("*.tmp"))
+    assert not _fields(caplog, "segmenter_failed")
+    assert len(_fields(caplog, "session_ended")) == 1
