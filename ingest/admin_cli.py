@@ -1,8 +1,8 @@
 """The operators' subcommands of ``rtmp-ingest``: their arguments, and running them
 against the same SQLite store as ``serve``.
 
-``streams create|list|show|rotate-key|disable|enable|delete`` and ``sessions list|show``;
-a stream is named by id or by name (REF). The commands themselves are in
+``streams create|list|show|rotate-key|disable|enable|delete``, ``sessions list|show`` and
+``analytics``; a stream is named by id or by name (REF). The commands themselves are in
 :mod:`ingest.admin_commands`.
 """
 
@@ -24,6 +24,9 @@ from storage import Store
 #: The largest page the store answers with.
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+
+#: The top-level commands registered here (the rest are ``serve`` and ``check-config``).
+COMMANDS = ("streams", "sessions", "analytics")
 
 AddCommon = Callable[[argparse.ArgumentParser], None]
 
@@ -79,10 +82,19 @@ def _paging(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _time_range(parser: argparse.ArgumentParser) -> None:
+    """``--since``/``--until``, as the API's ``since``/``until``."""
+    times = "ISO 8601 (e.g. 2026-11-21T19:24:10Z; naive means UTC) or epoch seconds"
+    parser.add_argument(
+        "--since", metavar="T", help=f"only sessions created at or after T: {times}"
+    )
+    parser.add_argument("--until", metavar="T", help="only sessions created before T")
+
+
 def add_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], add_common: AddCommon
 ) -> None:
-    """Register ``streams`` and ``sessions``; *add_common* adds ``--config`` to each command."""
+    """Register :data:`COMMANDS`; *add_common* adds ``--config`` to each command."""
     streams = commands.add_parser("streams", help="create, list and change streams")
     group = streams.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     create = _leaf(
@@ -116,9 +128,20 @@ def add_commands(
     listing.add_argument(
         "--status", choices=("live", "ended"), help="only sessions with this status"
     )
+    _time_range(listing)
     _paging(listing)
     show = _leaf(group, "show", "show a session", cmd.sessions_show, add_common)
     show.add_argument("id", metavar="ID", help="session id")
+
+    totals = _leaf(
+        commands,
+        "analytics",
+        "totals over the sessions created in a time range (as GET /api/analytics)",
+        cmd.analytics,
+        add_common,
+    )
+    totals.add_argument("--stream", metavar="REF", help="only this stream's sessions (id or name)")
+    _time_range(totals)
 
 
 async def _run(config: Config, command: cmd.Command, args: argparse.Namespace) -> None:
@@ -137,7 +160,7 @@ async def _run(config: Config, command: cmd.Command, args: argparse.Namespace) -
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
-    """Run a parsed ``streams``/``sessions`` command; returns the exit status."""
+    """Run a parsed command of :data:`COMMANDS`; returns the exit status."""
     command: cmd.Command = args.handler
     try:
         asyncio.run(_run(config, command, args))

@@ -1,9 +1,10 @@
-"""What the operators' commands do (``rtmp-ingest streams ...``, ``sessions ...``).
+"""What the operators' commands do (``rtmp-ingest streams ...``, ``sessions ...``,
+``analytics``).
 
 Streams change only through :class:`sessions.streams.Streams`. Output is an aligned table
-or a block for people (durations like ``1m05s``, bytes like ``12.3 MB``), or with
-``--json`` the same objects as the HTTP API. A stream key is printed
-only by ``streams create`` and ``streams rotate-key``.
+or a block for people (durations like ``1m05s``, bytes like ``12.3 MB``, times in UTC, said
+in a table's heading or after each time of a block), or with ``--json`` the same objects as
+the HTTP API. A stream key is printed only by ``streams create`` and ``streams rotate-key``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sessions.http.deps import TimeRange, time_range
+from sessions.http.errors import ApiError
 from sessions.http.timefmt import format_display_time
-from sessions.http.views import as_json, session_view, stream_view
+from sessions.http.views import analytics_view, as_json, session_view, stream_view
 from sessions.http.views import stream_with_key_view as key_view
 from sessions.streams import InvalidName, Streams
 from storage import SessionRecord, Store, StreamNameTaken, StreamRecord
@@ -72,9 +75,9 @@ def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
             ("Status", _stream_status(stream, live)),
             ("Record", yes_no(stream.record)),
             ("Server", admin.ingest_url),
-            ("Last seen", format_display_time(stream.last_seen)),
-            ("Created", format_display_time(stream.created_at)),
-            ("Updated", format_display_time(stream.updated_at)),
+            ("Last seen", format_utc(stream.last_seen)),
+            ("Created", format_utc(stream.created_at)),
+            ("Updated", format_utc(stream.updated_at)),
         ]
     )
 
@@ -121,6 +124,17 @@ def format_bytes(count: int | None) -> str:
         if value < 999.95 or unit == _BYTE_UNITS[-1]:
             return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+def format_utc(ts: float | None) -> str:
+    """A time in a block: ``2026-11-21 19:24:10 UTC``; ``-`` when unknown. (Tables say
+    ``(UTC)`` in the column's heading instead.)"""
+    return "-" if ts is None else f"{format_display_time(ts)} UTC"
+
+
+def format_rate(bytes_per_second: float) -> str:
+    """``1.2 MB/s`` (decimal units)."""
+    return f"{format_bytes(int(bytes_per_second))}/s"
 
 
 def yes_no(value: bool) -> str:
@@ -252,10 +266,27 @@ async def streams_delete(admin: Admin, args: argparse.Namespace) -> None:
 # --- sessions -----------------------------------------------------------------------------
 
 
+def _times(args: argparse.Namespace) -> TimeRange:
+    """``--since``/``--until``, read as the API reads ``since``/``until``."""
+    try:
+        return time_range(since=args.since, until=args.until)
+    except ApiError as exc:
+        raise CommandError(exc.message) from None
+
+
+async def _stream_id(admin: Admin, ref: str | None) -> str | None:
+    return None if ref is None else (await admin.stream(ref)).id
+
+
 async def sessions_list(admin: Admin, args: argparse.Namespace) -> None:
-    stream_id = None if args.stream is None else (await admin.stream(args.stream)).id
+    times = _times(args)
     records, total = await admin.store.list_sessions(
-        stream_id=stream_id, status=args.status, offset=args.offset, limit=args.limit
+        stream_id=await _stream_id(admin, args.stream),
+        status=args.status,
+        since=times.since,
+        until=times.until,
+        offset=args.offset,
+        limit=args.limit,
     )
     if admin.as_json:
         items = [await _session_json(admin, record) for record in records]
@@ -310,18 +341,24 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         ("ID", record.id),
         ("Stream", f"{record.name} ({record.stream_id})"),
         ("Status", record.status),
-        ("Started", format_display_time(record.created_at) + " UTC"),
-        ("Ended", format_display_time(record.ended_at)),
+        ("Started", format_utc(record.created_at)),
+        ("Last seen", format_utc(record.last_seen)),
+        ("Ended", format_utc(record.ended_at)),
         ("End reason", record.end_reason or "-"),
         ("Duration", format_duration(record.duration)),
         ("Media duration", format_duration(record.media_duration)),
         ("Bytes received", format_bytes(record.bytes_received)),
-        ("Ingest rate", f"{format_bytes(int(record.ingest_rate))}/s"),
+        ("Media bytes", format_bytes(record.media_bytes)),
+        ("Ingest rate", format_rate(record.ingest_rate)),
         ("Segments", f"{record.source_segments} ({format_bytes(record.source_bytes)})"),
+        ("Viewer time", format_duration(record.viewer_seconds)),
         ("Healthy", yes_no(record.is_healthy)),
         ("Remote address", record.remote_addr or "-"),
         ("Encoder", record.encoder or "-"),
         ("Record", yes_no(record.record)),
+        ("Recording", record.recording_status or "-"),
+        ("Recording URL", record.recording_url or "-"),
+        ("MP4 URL", record.mp4_url or "-"),
     ]
     if record.err_message:
         pairs.append(("Error", record.err_message))
@@ -330,6 +367,37 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         print(f"  track: {_track_line(track)}")
     for issue in record.issues:
         print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
+
+
+# --- analytics ----------------------------------------------------------------------------
+
+
+async def analytics(admin: Admin, args: argparse.Namespace) -> None:
+    """The totals ``GET /api/analytics`` gives, from the same query."""
+    times = _times(args)
+    stream = None if args.stream is None else await admin.stream(args.stream)
+    totals = await admin.store.analytics(
+        since=times.since, until=times.until, stream_id=None if stream is None else stream.id
+    )
+    view = analytics_view(totals, since=times.since, until=times.until)
+    if admin.as_json:
+        _emit(as_json(view))
+        return
+    pairs = [
+        ("Sessions", str(view.count)),
+        ("Ingest time", format_duration(view.total_ingest_seconds)),
+        ("Bytes received", f"{format_bytes(view.total_bytes)} ({view.total_bytes} bytes)"),
+        ("Viewer time", format_duration(view.total_viewer_seconds)),
+        ("Created since", _bound(times.since)),
+        ("Created before", _bound(times.until)),
+    ]
+    if stream is not None:
+        pairs.append(("Stream", f"{stream.name} ({stream.id})"))
+    print(fields(pairs))
+
+
+def _bound(ts: float | None) -> str:
+    return "(no limit)" if ts is None else format_utc(ts)
 
 
 def _print_range(offset: int, shown: int, total: int, noun: str) -> None:

@@ -29,7 +29,7 @@ import uvicorn
 from ingest.config import Config, ConfigError, load_config, parse_listen
 from ingest.heap import settle_heap
 from ingest.listener import RtmpServer, listening_addresses
-from ingest.logs import configure_logging, log_event
+from ingest.logs import apply_log_config, log_event
 from ingest.looplag import LoopLagMonitor
 from ingest.runtime import (
     database_path,
@@ -74,6 +74,7 @@ RESTART_KEYS = frozenset(
         "hls.target_duration",
         "hls.segment_format",
         "hls.window",
+        "hls.max_linger",
         "hls.workers",
         "rtmp.processes",
         "http.public_url",
@@ -287,7 +288,7 @@ class IngestServer:
         self.authorizer.throttle_failures = config.sessions.throttle_failures
         self.authorizer.throttle_window = config.sessions.throttle_window
         self.retention_days = config.hls.retention_days
-        configure_logging(config.log.level, config.log.format)
+        apply_log_config(config.log)
         kept = {name: getattr(self.config, name) for name in ("http", "hls", "storage")}
         self.config = dataclasses.replace(
             config, rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen), **kept

@@ -11,7 +11,7 @@ from ingest import __version__, admin_cli
 from ingest.config import Config, ConfigError, load_config
 from ingest.eventloop import run_loop
 from ingest.heap import limit_malloc_arenas
-from ingest.logs import configure_logging
+from ingest.logs import apply_log_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,11 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check-config":
         print("configuration is valid")
         return 0
-    if command in ("streams", "sessions"):
+    if command in admin_cli.COMMANDS:
         return admin_cli.run(config, args)
     from ingest.app import serve
 
-    configure_logging(config.log.level, config.log.format)
+    apply_log_config(config.log)
     limit_malloc_arenas()
     try:
         run_loop(serve(config, config_path))

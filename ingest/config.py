@@ -133,6 +133,23 @@ def _non_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
+_LOGGER_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def _split_logger_names(value: str) -> tuple[str, ...]:
+    """The logger names of a comma-separated list ("aiosqlite, uvicorn.error")."""
+    return tuple(name for part in value.split(",") if (name := part.strip()))
+
+
+def _logger_names(value: Any) -> str | None:
+    bad = [name for name in _split_logger_names(value) if not _LOGGER_NAME.fullmatch(name)]
+    if bad:
+        return (
+            f'expected logger names separated by commas, e.g. "aiosqlite, uvicorn"; got {bad[0]!r}'
+        )
+    return None
+
+
 def _listen(value: Any) -> str | None:
     try:
         parse_listen(value)
@@ -211,6 +228,13 @@ class LogConfig:
     level: str = _key("info", _one_of("debug", "info", "warning", "error"))
     #: "text" (key=value pairs) or "json" (one object per line).
     format: str = _key("text", _one_of("text", "json"))
+    #: Loggers (comma-separated) logged at debug whatever ``level`` is; libraries' own
+    #: loggers otherwise stay at info or above (see :mod:`ingest.logs`).
+    debug_loggers: str = _key("", _logger_names)
+
+    @property
+    def debug_logger_names(self) -> tuple[str, ...]:
+        return _split_logger_names(self.debug_loggers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +288,10 @@ class HlsConfig:
     segment_format: str = _key("auto", _one_of("auto", "mpegts", "fmp4"))
     #: Segments listed in the live playlist; older ones are deleted unless recorded.
     window: int = _key(6, _positive)
+    #: Most seconds an unrecorded session's media stays after it ends: it is deleted once a
+    #: player that loaded the final playlist can have played it through (the seconds that
+    #: playlist lists plus target_duration), but never later than this. 0: at once.
+    max_linger: float = _key(30.0, _non_negative)
     #: Days a recording is kept after its session ends; 0 keeps them forever.
     retention_days: int = _key(0, _non_negative)
     #: Threads that run the segmenters (PyAV and disk work never run on the event loop).

@@ -3,6 +3,12 @@
 Text lines are ``key=value`` pairs (``ts=... level=info logger=ingest.server event=...``);
 JSON lines are one object each. Fields come from ``extra={"fields": {...}}``, which
 :func:`log_event` fills in; a plain ``logger.info("message")`` logs the message as the event.
+
+``[log] level`` is the level of the program's own loggers (:data:`OWN_LOGGERS`). The
+libraries' (aiosqlite's statements, uvicorn, asyncio, httpx, ...) stay at info or above
+even at ``debug``, so that their chatter does not bury the server's own lines; the
+loggers named in ``[log] debug_loggers`` (and their children) log at debug whatever the
+level.
 """
 
 import json
@@ -10,11 +16,13 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
-__all__ = ["EventFormatter", "configure_logging", "log_event"]
+from ingest.config import LogConfig
+
+__all__ = ["OWN_LOGGERS", "EventFormatter", "apply_log_config", "configure_logging", "log_event"]
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -23,6 +31,11 @@ LEVELS = {
     "error": logging.ERROR,
 }
 FORMATS = ("text", "json")
+#: The program's packages, whose loggers log at the configured level; every other logger
+#: logs at that level or info, whichever is higher.
+OWN_LOGGERS = ("ingest", "sessions", "storage")
+#: The least severe level a library logger writes unless named in ``debug_loggers``.
+LIBRARY_LEVEL = logging.INFO
 
 _RESERVED = ("ts", "level", "logger", "event")
 _NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f]')
@@ -94,10 +107,18 @@ class _EventHandler(logging.StreamHandler[TextIO]):
     """The handler :func:`configure_logging` installs (so it can find and replace it)."""
 
 
-def configure_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info",
+    fmt: str = "text",
+    stream: TextIO | None = None,
+    *,
+    debug_loggers: Iterable[str] = (),
+) -> None:
     """Send every log record to *stream* (stderr by default), one line each.
 
-    Calling it again replaces the handler an earlier call installed. Tracebacks are added
+    *level* applies to :data:`OWN_LOGGERS`; other loggers write at *level* or info,
+    whichever is higher, except *debug_loggers*, which write at debug. Calling it again
+    replaces the handler and the levels an earlier call set. Tracebacks are added
     (escaped, on the same line) only at ``debug`` level.
     """
     if level not in LEVELS:
@@ -109,7 +130,24 @@ def configure_logging(level: str = "info", fmt: str = "text", stream: TextIO | N
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
-    root.setLevel(LEVELS[level])
+    root.setLevel(max(LEVELS[level], LIBRARY_LEVEL))
+    levels = dict.fromkeys(OWN_LOGGERS, LEVELS[level])
+    levels.update(dict.fromkeys(debug_loggers, logging.DEBUG))
+    for name in _levels_set.difference(levels):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
+    _levels_set.clear()
+    _levels_set.update(levels)
+
+
+#: The loggers whose level :func:`configure_logging` set last (reset by the next call).
+_levels_set: set[str] = set()
+
+
+def apply_log_config(log: LogConfig, stream: TextIO | None = None) -> None:
+    """:func:`configure_logging` as the ``[log]`` section says."""
+    configure_logging(log.level, log.format, stream, debug_loggers=log.debug_logger_names)
 
 
 def log_event(logger: logging.Logger, level: int, event: str, /, **fields: object) -> None:

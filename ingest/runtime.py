@@ -38,6 +38,7 @@ def media_settings(
         target_duration=config.hls.target_duration,
         segment_format="mpegts" if value == "mpegts" else "fmp4" if value == "fmp4" else "auto",
         window=config.hls.window,
+        max_linger=config.hls.max_linger,
     )
 
 

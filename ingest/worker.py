@@ -25,7 +25,7 @@ from ingest.eventloop import run_loop
 from ingest.heap import limit_malloc_arenas, settle_heap
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.listener import RtmpServer, number_connections_from
-from ingest.logs import configure_logging
+from ingest.logs import apply_log_config
 from ingest.looplag import LoopLagMonitor
 from ingest.runtime import database_path, media_executor, media_settings
 from ingest.workers import attempt_to_dict, record_to_dict
@@ -165,7 +165,7 @@ class Worker:
         if self.manager is not None:
             self.manager.flush_interval = config.sessions.flush_interval
             self.manager.rate_window = config.sessions.rate_window
-        configure_logging(config.log.level, config.log.format)
+        apply_log_config(config.log)
 
     async def run(self) -> int:
         channel = self.channel
@@ -177,7 +177,7 @@ class Worker:
             return 1
         hello = self.hello.result()
         config = config_from_dict(hello["config"])
-        configure_logging(config.log.level, config.log.format)
+        apply_log_config(config.log)
         number_connections_from(hello["index"] * CONNECTION_ID_SPAN + 1)
         store = await Store.open(database_path(config), busy_timeout=config.storage.busy_timeout)
         executor = media_executor(config)

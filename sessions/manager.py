@@ -29,8 +29,14 @@ from ingest.looplag import percentiles_ms
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import SegmentInfo
+from sessions.media_cleanup import MediaExpiry, SessionFolder, session_folders, sweep_orphans
 from sessions.publishers import REPLACED_REASON
-from sessions.recording import close_playlists, delete_media, remove_partial_files
+from sessions.recording import (
+    REMUX_CONCURRENCY,
+    close_playlists,
+    delete_media,
+    remove_partial_files,
+)
 from sessions.segmenting import MediaSettings, SessionMedia
 from sessions.writes import FLUSH_TIMEOUT, Job, StoreWrites
 from storage import Store, retryable
@@ -190,18 +196,35 @@ class SessionManager:
         self.availability: deque[float] = deque(maxlen=1000)
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
+        #: Unrecorded sessions' media, deleted once their players are done.
+        self.expiry = MediaExpiry(media) if media is not None else None
+        self._remuxing = asyncio.Semaphore(REMUX_CONCURRENCY)
+        self._closing = False
+        #: The sweep of orphaned media at start, while it runs.
+        self._sweeping: asyncio.Task[None] | None = None
 
     async def start(self, *, recover: bool = True) -> list[SessionRecord]:
-        """Close what a crash left open (as ``server_restart``; not in a worker process,
-        where the main process did it), then start flushing. With the database locked or
-        full, this waits (retrying, logged as ``store_degraded``) instead of failing."""
+        """Close what a crash left open (as ``server_restart``), make the recordings it
+        left ``waiting`` and delete the media it left for no one, in the background (not
+        in a worker process, where the main process did it); then start flushing. Call
+        it before accepting publishers: the media folders are listed here. With the
+        database locked or full, this waits (retrying, logged as ``store_degraded``)
+        instead of failing."""
         recovered = await self.recover() if recover else []
         self._flusher_task = asyncio.ensure_future(self._flusher())
+        if recover and self.media is not None:
+            loop = asyncio.get_running_loop()
+            folders = await loop.run_in_executor(
+                self.media.executor, session_folders, self.media.root
+            )
+            self._sweeping = self._spawn(self._sweep_orphans(self.media, folders))
         return recovered
 
     async def recover(self, ids: Sequence[str] | None = None) -> list[SessionRecord]:
         """End as ``server_restart`` the sessions still live in the store (all, or those of
-        ``ids``: a worker process died), close their playlists and make their recordings."""
+        ``ids``: a worker process died), close their playlists and make their recordings
+        in the background; at start (all), also every recording a crash left
+        ``waiting`` (killed while making it, or before)."""
         now = self.clock()
         recovered = await self.writes.call(
             "close sessions left open",
@@ -217,25 +240,80 @@ class SessionManager:
                 end_reason="server_restart",
             )
             await self._finish_recovered(record)
+        if self.media is None:
+            return recovered
+        if ids is None:
+            waiting = await self.store.sessions_awaiting_recording()
+        else:
+            waiting = [r for r in recovered if r.recording_status == "waiting"]
+        if waiting:
+            self._spawn(self._resume_recordings(self.media, waiting))
         return recovered
 
     async def _finish_recovered(self, record: SessionRecord) -> None:
-        """Close the playlists a crash left open, remove its half-written files, and make
-        the recording it missed."""
+        """Close the playlists a crash left open and remove its half-written files; a
+        recorded session's recording is marked ``waiting`` (:meth:`recover` makes it), an
+        unrecorded one's media is deleted once its players are done."""
         if self.media is None:
             return
-        stream = await self.store.get_stream(record.stream_id)
-        if stream is None:
+        playback_id = (await self.store.playback_ids([record.stream_id])).get(record.stream_id)
+        if playback_id is None:
             return
-        folder = self.media.folder(stream.playback_id, record.id)
+        folder = self.media.folder(playback_id, record.id)
         if not folder.is_dir():
             return
         close_playlists(folder)
         remove_partial_files(folder)
         if record.record and record.recording_status in (None, "waiting"):
-            _await_recording(record, self.media, stream.playback_id)
-            self._save(record)
-            self._spawn(self._make_recording(self.media, folder, record))
+            _await_recording(record, self.media, playback_id)
+            # Awaited: recover() then reads which recordings are waiting.
+            await self.writes.call(
+                f"save session {record.id}", lambda: self.store.save_sessions([record])
+            )
+        elif not record.record and self.expiry is not None:
+            self.expiry.schedule(folder)
+
+    async def _resume_recordings(self, media: MediaSettings, records: list[SessionRecord]) -> None:
+        """Make the recordings of ``records`` (all ``waiting``), a few at a time; those not
+        begun when the server stops stay ``waiting`` for the next start."""
+        try:
+            owners = await self.store.playback_ids({r.stream_id for r in records})
+        except Exception as exc:  # they stay waiting: the next start tries again
+            log_event(logger, logging.ERROR, "recordings_not_resumed", exc_info=exc)
+            return
+        pending = iter(records)
+
+        async def run() -> None:
+            for record in pending:
+                if self._closing:
+                    return
+                playback_id = owners.get(record.stream_id)
+                if playback_id is None:
+                    continue
+                log_event(logger, logging.INFO, "recording_resumed", session=record.id)
+                _await_recording(record, media, playback_id)
+                await self._make_recording(media, media.folder(playback_id, record.id), record)
+
+        await asyncio.gather(*(run() for _ in range(REMUX_CONCURRENCY)))
+
+    async def _sweep_orphans(self, media: MediaSettings, folders: list[SessionFolder]) -> None:
+        """Delete, of the media folders listed at start, those no one may play, once the
+        writes queued so far (the recovered sessions' ends) are in the store (if the
+        server stops first, the next start sweeps)."""
+        await self.writes.join()
+        try:
+            swept = await sweep_orphans(self.store, media, folders)
+        except Exception as exc:
+            log_event(logger, logging.ERROR, "media_sweep_failed", exc_info=exc)
+            return
+        if swept.removed or swept.unknown_recordings:
+            log_event(
+                logger,
+                logging.WARNING if swept.unknown_recordings else logging.INFO,
+                "orphan_media_deleted",
+                folders=swept.removed,
+                unknown_recordings_kept=swept.unknown_recordings,
+            )
 
     async def sweep_recordings(self, days: int) -> int:
         """Delete recordings of sessions that ended more than ``days`` days ago."""
@@ -251,13 +329,13 @@ class SessionManager:
             if not page:
                 return removed
             offset += len(page)
+            owners = await self.store.playback_ids({r.stream_id for r in page})
             for record in page:
                 if not record.record or record.recording_status == "deleted":
                     continue
                 if record.ended_at is None or record.ended_at >= cutoff:
                     continue
-                stream = await self.store.get_stream(record.stream_id)
-                playback_id = stream.playback_id if stream is not None else None
+                playback_id = owners.get(record.stream_id)
                 if playback_id is not None:
                     delete_media(self.media.folder(playback_id, record.id))
                 record.recording_status = "deleted"
@@ -412,12 +490,15 @@ class SessionManager:
         live.end_saved.set()
         if record.record:
             await self._make_recording(settings, output.folder, record)
+        elif self.expiry is not None:
+            self.expiry.schedule(output.folder)
 
     async def _make_recording(
         self, settings: MediaSettings, folder: Path, record: SessionRecord
     ) -> None:
         try:
-            await settings.remux(folder)
+            async with self._remuxing:
+                await settings.remux(folder)
         except Exception as exc:
             record.recording_status = "failed"
             record.err_message = record.err_message or f"recording: {exc}"
@@ -480,11 +561,12 @@ class SessionManager:
                 await live.end_saved.wait()
                 await self.writes.join()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; :meth:`close` waits for it."""
         task = asyncio.ensure_future(work)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+        return task
 
     # -- writing ------------------------------------------------------------------------
 
@@ -562,10 +644,16 @@ class SessionManager:
         store still refuses after ``flush_timeout`` seconds are given up and counted in
         the log (``store_writes_lost``): a session whose end was lost is closed as
         ``server_restart`` at the next start."""
+        self._closing = True
+        if self._sweeping is not None:
+            # It may be waiting for writes a failing store does not take.
+            self._sweeping.cancel()
         for live in list(self._by_stream.values()):
             self._close(live, "shutdown", "server shutting down")
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
+        if self.expiry is not None:
+            await self.expiry.close()
         task, self._flusher_task = self._flusher_task, None
         if task is not None:
             task.cancel()
@@ -576,6 +664,7 @@ class SessionManager:
 def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> None:
     record.status = "ended"
     record.ended_at = record.last_seen
+    record.ingest_rate = 0.0  # nothing is being ingested any more (README: the counters)
     record.end_reason = end_reason
     if error is not None:
         record.err_message = error

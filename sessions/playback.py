@@ -4,10 +4,11 @@ Layout: ``<media_root>/<playback_id>/<session_id>/`` holds one session's segment
 playlist ``index.m3u8``, and for a recorded stream ``vod.m3u8`` and ``recording.mp4``.
 Media is addressed by the stream's ``playback_id`` (random, never the key).
 
-A viewer may fetch a live session's playlist and segments, and a recorded session's;
-an ended session that was not recorded is gone (404). Each media segment served adds its
-duration to the session's ``viewer_seconds`` (Cloudflare's viewer seconds), counted in
-memory and written in batches through the server's write queue
+A viewer may fetch a live session's playlist and segments, and a recorded session's.
+An ended session that was not recorded keeps its last window for the players still on it
+until :mod:`sessions.media_cleanup` deletes it, then is gone (404). Each media segment
+served adds its duration to the session's ``viewer_seconds`` (Cloudflare's viewer
+seconds), counted in memory and written in batches through the server's write queue
 (:class:`~sessions.writes.StoreWrites`).
 """
 
@@ -91,8 +92,8 @@ class Playback:
     async def session_file(
         self, playback_id: str, session_id: str, name: str, *, recording: bool
     ) -> tuple[Path, SessionRecord] | None:
-        """A file of a session a viewer may see: a live one's (``recording=False``) or a
-        recorded one's; None for anything else."""
+        """A file of a session a viewer may see: a live one's or an ended one's still on
+        disk (``recording=False``), or a recorded one's; None for anything else."""
         if not valid_name(name):
             return None
         stream = await self.store.get_stream_by_playback_id(playback_id)
@@ -107,8 +108,6 @@ class Playback:
         if session is None or session.stream_id != stream.id:
             return None
         if recording and not session.record:
-            return None
-        if not recording and session.status != "live" and not session.record:
             return None
         path = self.session_dir(playback_id, session_id) / name
         if not path.is_file():

@@ -6,6 +6,10 @@ The MP4 is a stream-copy remux with PyAV of everything ``vod.m3u8`` lists (FFmpe
 demuxer reads the local playlist), with the index at the front (``faststart``) so players
 can start before the download ends. It is written beside the segments under a temporary
 name and renamed when complete. Run :func:`remux_to_mp4` in a worker thread.
+
+Making the MP4 may be cut short by a crash (the session stays ``waiting``, a
+``recording.mp4.tmp`` is left): :func:`remux_to_mp4` starts over from the segments, so the
+next start simply makes it again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import av
 from sessions.playback import LIVE_PLAYLIST, RECORDING, VOD_PLAYLIST
 
 ENDLIST = "#EXT-X-ENDLIST"
+#: Recordings made at once: each takes one of the media threads the live segmenters use.
+REMUX_CONCURRENCY = 2
 
 
 class RecordingError(Exception):
@@ -26,10 +32,18 @@ class RecordingError(Exception):
 
 
 def remux_to_mp4(folder: Path) -> Path:
-    """``folder/vod.m3u8`` → ``folder/recording.mp4``; returns its path."""
+    """``folder/vod.m3u8`` → ``folder/recording.mp4``; returns its path.
+
+    Safe to run again on what a crash left: the playlists get their end if they lack it
+    (FFmpeg would wait for more segments of an unfinished one) and leftover temporaries
+    (a half-made MP4, a half-written segment) are removed first."""
     playlist = folder / VOD_PLAYLIST
     target = folder / RECORDING
     partial = folder / (RECORDING + ".tmp")
+    if not folder.is_dir():
+        raise RecordingError("the session's media folder is missing")
+    close_playlists(folder)
+    remove_partial_files(folder)
     if not playlist.is_file():
         raise RecordingError(f"{VOD_PLAYLIST} is missing")
     try:
@@ -49,6 +63,9 @@ def remux_to_mp4(folder: Path) -> Path:
     except av.error.FFmpegError as exc:
         partial.unlink(missing_ok=True)
         raise RecordingError(f"remux failed: {exc}") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, target)
     return target
 
@@ -90,5 +107,5 @@ def remove_partial_files(folder: Path) -> int:
 
 
 def delete_media(folder: Path) -> None:
-    """Remove a session's media folder (retention)."""
+    """Remove a session's media folder (retention, or media nobody may play any more)."""
     shutil.rmtree(folder, ignore_errors=True)

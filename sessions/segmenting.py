@@ -32,6 +32,9 @@ class MediaSettings:
     target_duration: float = 2.0
     segment_format: Literal["auto", "mpegts", "fmp4"] = "auto"
     window: int = 6
+    #: Most seconds an unrecorded session's last window stays on disk after it ends
+    #: (see :mod:`sessions.media_cleanup`).
+    max_linger: float = 30.0
     #: Carries the sessions' waiting media to ``executor``, many sessions in one job.
     handover: HandOver = field(init=False, repr=False, compare=False)
 

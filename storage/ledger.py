@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from .base import StoreBase, check_page, created_range, where_sql
@@ -92,6 +92,24 @@ class LedgerQueries(StoreBase):
             total = await conn.execute_fetchall(f"SELECT COUNT(*) FROM sessions{where}", params)
         return [session_from_row(r) for r in rows], int(next(iter(total))[0])
 
+    async def get_sessions(self, session_ids: Iterable[str]) -> list[SessionRecord]:
+        """Those of ``session_ids`` that are in the ledger (one query for many), in no
+        particular order."""
+        rows = await self._fetch(
+            f"{_SESSION_SELECT} WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(session_ids)),),
+        )
+        return [session_from_row(r) for r in rows]
+
+    async def sessions_awaiting_recording(self) -> list[SessionRecord]:
+        """Ended sessions whose recording is still ``waiting``: their MP4 was never
+        finished (the server died before or while making it). Oldest first."""
+        rows = await self._fetch(
+            f"{_SESSION_SELECT} WHERE status = 'ended' AND recording_status = 'waiting'"
+            " ORDER BY created_at, id"
+        )
+        return [session_from_row(r) for r in rows]
+
     async def active_session(self, stream_id: str) -> SessionRecord | None:
         """The stream's newest live session, if it has one."""
         rows = await self._fetch(
@@ -114,7 +132,7 @@ class LedgerQueries(StoreBase):
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
                 "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
-                " duration = last_seen - created_at, updated_at = ?"
+                " duration = last_seen - created_at, ingest_rate = 0, updated_at = ?"
                 f" WHERE status = 'live'{only} RETURNING {column_list(SESSION_COLUMNS)}",
                 params,
             )

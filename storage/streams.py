@@ -77,6 +77,15 @@ class StreamQueries(StoreBase):
         )
         return {row[0] for row in rows}
 
+    async def playback_ids(self, stream_ids: Iterable[str]) -> dict[str, str]:
+        """``{stream id: playback_id}`` for those of ``stream_ids`` that exist, deleted
+        streams included (their sessions' media is still filed under it)."""
+        rows = await self._fetch(
+            "SELECT id, playback_id FROM streams WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(stream_ids)),),
+        )
+        return {row[0]: row[1] for row in rows}
+
     async def get_stream_by_name(self, name: str) -> StreamRecord | None:
         rows = await self._fetch(f"{_STREAM_SELECT} WHERE name = ? AND deleted_at IS NULL", (name,))
         return stream_from_row(rows[0]) if rows else None

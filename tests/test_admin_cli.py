@@ -10,11 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from bench.media import make_flv
 from ingest.admin_commands import format_bytes, format_duration
 from ingest.cli import main
+from sessions.http.timefmt import format_time
 from storage import SessionRecord, Store
+from tests.sessions.test_api_after_publish import AUTH, api, stack  # noqa: F401 (fixtures)
+from tests.support.media import publish_with_ffmpeg
+from tests.support.stack import Stack
 
 T0 = 1795289050.123  # 2026-11-21T19:24:10.123Z
 
@@ -231,17 +237,66 @@ def test_sessions_list_and_show(cli: Cli) -> None:
     page = cli.json("sessions", "list", "--status", "ended", "--limit", "1")
     assert [s["id"] for s in page["items"]] == ["s-other"] and page["total"] == 2
 
+    page = cli.json("sessions", "list", "--since", "2026-11-21T20:24:10.123Z")
+    assert [s["id"] for s in page["items"]] == ["s-live", "s-other"]
+    page = cli.json("sessions", "list", "--since", str(T0 + 3600), "--until", str(T0 + 7200))
+    assert [s["id"] for s in page["items"]] == ["s-other"]
+
     shown = cli.json("sessions", "show", "s-old")
     assert shown["created_at"] == "2026-11-21T19:24:10.123Z"
     assert shown["duration"] == 65.0 and shown["bytes_received"] == 12_345_678
     assert shown["playback_id"] == one["playback_id"]
     code, out, _ = cli("sessions", "show", "s-old")
     assert code == 0 and "unpublished" in out and "1920x1080" in out and "1m05s" in out
+    assert re.search(r"^Started:\s+2026-11-21 19:24:10 UTC$", out, re.M), out
+    assert re.search(r"^Ended:\s+2026-11-21 19:25:15 UTC$", out, re.M), out
     assert cli.json("streams", "show", "studio")["status"] == "live"
     assert cli.json("streams", "show", "backup")["status"] == "idle"
 
     code, _, err = cli("sessions", "show", "nope")
     assert code == 1 and "no session with id 'nope'" in err
+
+
+def test_sessions_show_prints_recording_and_viewers(cli: Cli) -> None:
+    stream = cli.create("studio", "--record")
+    base = f"http://viewer.test/recordings/{stream['playback_id']}/s-rec"
+    cli.insert(
+        _session(
+            stream["id"], "s-rec", 0, status="ended", ended_at=T0 + 65, duration=65.0,
+            end_reason="unpublished", record=True, recording_status="ready",
+            recording_url=f"{base}/vod.m3u8", mp4_url=f"{base}/recording.mp4",
+            viewer_seconds=125.0,
+        ),
+        _session(stream["id"], "s-plain", 1, status="ended", ended_at=T0 + 3665),
+    )  # fmt: skip
+    code, out, _ = cli("sessions", "show", "s-rec")
+    assert code == 0
+    shown = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert shown["Recording"] == "ready"
+    assert shown["Recording URL"] == f"{base}/vod.m3u8"
+    assert shown["MP4 URL"] == f"{base}/recording.mp4"
+    assert shown["Viewer time"] == "2m05s"
+    # Every time a block prints says its zone, as the tables' headings do.
+    times = {k: v for k, v in shown.items() if re.match(r"\d{4}-\d\d-\d\d ", v)}
+    assert set(times) == {"Started", "Last seen", "Ended"}
+    assert all(v.endswith(" UTC") for v in times.values()), times
+    code, out, _ = cli("sessions", "show", "s-plain")
+    shown = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert (shown["Recording"], shown["Recording URL"], shown["MP4 URL"]) == ("-", "-", "-")
+    code, out, _ = cli("streams", "show", "studio")
+    shown = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert shown["Created"].endswith(" UTC") and shown["Updated"].endswith(" UTC")
+
+
+def test_bad_times_exit_1(cli: Cli) -> None:
+    for args in (
+        ("analytics", "--since", "yesterday"),
+        ("sessions", "list", "--until", "2026-13-01"),
+        ("analytics", "--since", "2026-11-22", "--until", "2026-11-21"),
+    ):
+        code, out, err = cli(*args)
+        assert code == 1 and out == "", args
+        assert re.fullmatch(r"rtmp-ingest: (since|until)\b.*\n", err), err
 
 
 @pytest.mark.parametrize(
@@ -258,3 +313,104 @@ def test_durations_for_people(seconds: float | None, shown: str) -> None:
 )
 def test_byte_counts_for_people(count: int, shown: str) -> None:
     assert format_bytes(count) == shown
+
+
+async def _publish_and_wait(server: Stack, key: str, source: Path, *, realtime: bool) -> str:
+    """Publish *source* with ffmpeg; the id of the session once it is stored as ended."""
+    before = {s.id for s in (await server.store.list_sessions())[0]}
+    assert await publish_with_ffmpeg(source, server.url(key), realtime=realtime) == 0
+    async with asyncio.timeout(20):
+        while True:
+            ended = (await server.store.list_sessions(status="ended"))[0]
+            new = [s.id for s in ended if s.id not in before]
+            if new:
+                return new[0]
+            await asyncio.sleep(0.05)
+
+
+async def test_analytics_and_ended_sessions_match_the_api_after_real_publishes(
+    stack: Stack,  # noqa: F811
+    api: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path}"\ndatabase = "ledger.db"\n')
+    cli = Cli(config, capsys)
+    assert stack.store.path == tmp_path / "ledger.db"
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        return await asyncio.to_thread(cli, *args)
+
+    async def run_json(*args: str) -> Any:
+        code, out, err = await run(*args, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    studio, _ = await stack.streams.create("studio")
+    backup, backup_key = await stack.streams.create("backup")
+    _, studio_key = (await stack.streams.rotate_key(studio.id)) or (None, "")
+    source = make_flv(tmp_path / "clip.flv", seconds=2)
+    first = await _publish_and_wait(stack, studio_key, source, realtime=True)
+    second = await _publish_and_wait(stack, backup_key, source, realtime=False)
+    third = await _publish_and_wait(stack, studio_key, source, realtime=False)
+    await stack.store.add_viewer_seconds(first, 12.5)
+    await stack.store.add_viewer_seconds(third, 3.25)
+    # A session a crash left open, closed by recovery (as at a start, or a worker's death).
+    crashed = await stack.store.get_session(third)
+    assert crashed is not None
+    crashed.id, crashed.status, crashed.end_reason, crashed.ended_at = "s-crash", "live", None, None
+    crashed.created_at += 10.0
+    crashed.ingest_rate, crashed.viewer_seconds = 321_000.0, 0.0
+    await stack.store.insert_session(crashed)
+    await stack.manager.recover(ids=["s-crash"])
+
+    # An ended session is not being ingested: 0 in the store, the API and the CLI alike,
+    # though the publish that ended at real-time pace had a rate while live.
+    for session_id in (first, second, third, "s-crash"):
+        stored = await stack.store.get_session(session_id)
+        assert stored is not None and stored.status == "ended"
+        assert stored.ingest_rate == 0.0, session_id
+        from_api = (await api.get(f"/api/sessions/{session_id}", headers=AUTH)).json()
+        assert from_api["ingest_rate"] == 0.0
+        assert from_api == await run_json("sessions", "show", session_id)
+        code, out, _ = await run("sessions", "show", session_id)
+        assert re.search(r"^Ingest rate:\s+0 B/s$", out, re.M), out
+
+    first_at = (await stack.store.get_session(first)).created_at  # type: ignore[union-attr]
+    second_at = (await stack.store.get_session(second)).created_at  # type: ignore[union-attr]
+    ranges: list[dict[str, str]] = [
+        {},
+        {"stream_id": studio.id},
+        {"since": repr(second_at)},
+        {"since": repr(first_at), "until": repr(second_at), "stream_id": studio.id},
+        {"since": format_time(first_at - 60), "until": format_time(first_at + 3600)[:19]},
+        {"until": "2000-01-01T00:00:00+02:00"},
+    ]
+    counts = []
+    for params in ranges:
+        from_api = (await api.get("/api/analytics", params=params, headers=AUTH)).json()
+        args = [f"--{k}={v}" for k, v in params.items() if k != "stream_id"]
+        if "stream_id" in params:
+            args.append("--stream=studio")
+        assert await run_json("analytics", *args) == from_api, params
+        counts.append(from_api["count"])
+    assert counts == [4, 3, 3, 1, 4, 0]
+    everything = (await api.get("/api/analytics", headers=AUTH)).json()
+    sessions = [await stack.store.get_session(i) for i in (first, second, third, "s-crash")]
+    assert everything["total_bytes"] == sum(s.bytes_received for s in sessions if s)
+    assert everything["total_viewer_seconds"] == 15.75
+
+    code, out, _ = await run("analytics", "--stream", backup.id)
+    assert code == 0
+    shown = dict(re.findall(r"^([A-Za-z ]+):\s+(.*)$", out, re.M))
+    backup_session = sessions[1]
+    assert backup_session is not None
+    assert shown["Sessions"] == "1"
+    assert shown["Bytes received"].endswith(f"({backup_session.bytes_received} bytes)")
+    assert shown["Ingest time"] == format_duration(backup_session.ingest_seconds)
+    assert shown["Viewer time"] == "0s"
+    assert shown["Stream"] == f"backup ({backup.id})"
+    assert shown["Created since"] == shown["Created before"] == "(no limit)"
+    _, out, _ = await run("analytics", "--since", "2026-11-21T19:24:10.5Z")
+    assert re.search(r"^Created since:\s+2026-11-21 19:24:10 UTC$", out, re.M), out

@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 from tests.support.media import make_flv, publish_with_ffmpeg
 
@@ -48,17 +49,21 @@ def test_environment_overrides_reach_check_config() -> None:
     assert "RTMP_INGEST_RTMP_IDLE_TIMEOUT" in err
 
 
-async def _start_server(config: Path) -> tuple[asyncio.subprocess.Process, int, list[str]]:
-    """Start ``rtmp-ingest serve``; return it, its RTMP port and the stdout lines before it."""
+async def _start_server(
+    config: Path, stderr: IO[bytes] | int = asyncio.subprocess.PIPE, module: str = "ingest"
+) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    """Start ``rtmp-ingest serve`` (run as ``python -m module``); return it, its RTMP port
+    and the stdout lines before it (its log goes to *stderr*: a pipe, or a file for a long
+    log)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ingest",
+        module,
         "serve",
         "--config",
         str(config),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr,
     )
     assert proc.stdout is not None
     lines: list[str] = []

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -181,3 +185,85 @@ def test_systemd_analyze_security(unit_dir: Path) -> None:
     print(f"systemd-analyze security: exposure {score} {match.group(2)}")
     assert score < 3.0, output
     assert match.group(2) in ("OK", "SAFE", "PERFECT"), output
+
+
+#: Settings that carry a stop or restart of one unit over to another (systemd.unit(5)):
+#: on a socket naming the service, any of them would close the port while the service
+#: restarts. (``Requires=`` and ``Requisite=`` count: the service is then "RequiredBy" the
+#: socket, and a stop of the service propagates to it.)
+_PROPAGATING_ON_SOCKET = ("PartOf", "BindsTo", "Requires", "Requisite", "StopPropagatedFrom")
+#: The same links declared from the service's side.
+_PROPAGATING_ON_SERVICE = ("PropagatesStopTo", "RequiredBy", "UpheldBy")
+
+
+@pytest.mark.parametrize("name", SOCKETS)
+def test_sockets_stay_bound_while_the_service_restarts(name: str) -> None:
+    settings = _settings(name)
+    assert [(s, k, v) for s, k, v in settings if k in _PROPAGATING_ON_SOCKET] == []
+    linked = [
+        (s, k, v) for s, k, v in _settings(SERVICE) if k in _PROPAGATING_ON_SERVICE and name in v
+    ]
+    assert linked == []
+
+
+def _systemd_run_command(readme: Path) -> list[str]:
+    """The one ``systemd-run`` command line of *readme*, continuation lines joined."""
+    lines = readme.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith("systemd-run ")]
+    assert len(starts) == 1, f"{readme}: {len(starts)} systemd-run command lines"
+    command = ""
+    for line in lines[starts[0] :]:
+        command += line.strip()
+        if not command.endswith("\\"):
+            break
+        command = command[:-1] + " "
+    return shlex.split(command)
+
+
+def _options(command: list[str], flag: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for before, value in itertools.pairwise(command):
+        if before == flag:
+            key, _, setting = value.partition("=")
+            found[key] = setting
+    return found
+
+
+def test_both_readmes_give_the_same_cli_command_and_it_matches_the_service(
+    tmp_path: Path,
+) -> None:
+    command = _systemd_run_command(DEPLOY / "README.md")
+    assert _systemd_run_command(DEPLOY.parent / "README.md") == command
+    # The CLI runs as the service's dynamic user, with its directories and environment.
+    assert _options(command, "-p") == {
+        "DynamicUser": "yes",
+        "User": SERVICE.removesuffix(".service"),
+        "StateDirectory": _one(SERVICE, "Service", "StateDirectory"),
+    }
+    service_env = dict(v.split("=", 1) for v in _values(SERVICE, "Service", "Environment"))
+    config_dir = "/etc/" + _one(SERVICE, "Service", "ConfigurationDirectory")
+    exec_config = EXEC_START.split("--config ", 1)[1]
+    environment = _options(command, "-E")
+    assert environment == {
+        "RTMP_INGEST_STORAGE_DATA_DIR": service_env["RTMP_INGEST_STORAGE_DATA_DIR"].replace(
+            "%S", "/var/lib"
+        ),
+        "RTMP_INGEST_CONFIG": exec_config.replace("${CONFIGURATION_DIRECTORY}", config_dir),
+    }
+    binary = command.index(INSTALLED_BINARY)
+    assert command[binary + 1 :] == ["$@"]
+    # What it runs works with that environment (here on a data directory of the test's).
+    environment["RTMP_INGEST_STORAGE_DATA_DIR"] = str(tmp_path / "state")
+    environment["RTMP_INGEST_CONFIG"] = str(DEPLOY / "config.toml")
+    for args in (["streams", "create", "studio"], ["streams", "list", "--json"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ingest", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **environment},
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert [s["name"] for s in json.loads(proc.stdout)["items"]] == ["studio"]
+    assert (tmp_path / "state" / "rtmp-ingest.db").is_file()

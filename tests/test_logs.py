@@ -1,23 +1,36 @@
+import asyncio
 import io
 import json
 import logging
 import re
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from ingest.logs import EventFormatter, configure_logging, log_event
+from ingest.config import ConfigError, load_config
+from ingest.logs import OWN_LOGGERS, EventFormatter, apply_log_config, configure_logging, log_event
+from sessions.streams import Streams
+from storage import Store
+from tests.support.media import make_flv, publish_with_ffmpeg
+from tests.test_cli import _config, _start_server
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+#: Library loggers the tests below set levels on.
+LIBRARIES = ("aiosqlite", "uvicorn", "uvicorn.error", "asyncio", "httpx")
 
 
 @pytest.fixture(autouse=True)
 def restore_root_logger() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in (*OWN_LOGGERS, *LIBRARIES)}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
 
 
 def lines_of(stream: io.StringIO) -> list[str]:
@@ -187,3 +200,113 @@ def test_rejects_unknown_level_and_format() -> None:
         configure_logging("info", "xml")
     with pytest.raises(ValueError):
         EventFormatter("yaml")
+
+
+def _debug_and_info(stream: io.StringIO, *names: str) -> dict[str, list[str]]:
+    """Log one debug and one info line on each logger; the levels that came out, by name."""
+    start = len(stream.getvalue())
+    for name in names:
+        logging.getLogger(name).debug("d")
+        logging.getLogger(name).info("i")
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for line in stream.getvalue()[start:].splitlines():
+        match = re.search(r" level=(\w+) logger=(\S+) ", line)
+        assert match, line
+        found[match.group(2)].append(match.group(1))
+    return found
+
+
+def test_debug_level_keeps_library_loggers_at_info() -> None:
+    stream = io.StringIO()
+    configure_logging("debug", "text", stream)
+    found = _debug_and_info(stream, "ingest.listener", "sessions.manager", "storage.x", *LIBRARIES)
+    for own in ("ingest.listener", "sessions.manager", "storage.x"):
+        assert found[own] == ["debug", "info"], own
+    for library in LIBRARIES:
+        assert found[library] == ["info"], library
+
+
+def test_debug_loggers_are_logged_at_debug_whatever_the_level() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "text", stream, debug_loggers=["aiosqlite", "uvicorn"])
+    found = _debug_and_info(stream, "aiosqlite", "uvicorn.error", "httpx", "ingest.listener")
+    assert found == {
+        "aiosqlite": ["debug", "info"],
+        "uvicorn.error": ["debug", "info"],
+        "httpx": ["info"],
+        "ingest.listener": ["info"],
+    }
+    # A reconfiguration (a reload) that no longer names them puts them back.
+    configure_logging("debug", "text", stream)
+    found = _debug_and_info(stream, "aiosqlite", "uvicorn.error", "ingest.listener")
+    assert found == {
+        "aiosqlite": ["info"],
+        "uvicorn.error": ["info"],
+        "ingest.listener": ["debug", "info"],
+    }
+
+
+def test_a_stricter_level_applies_to_libraries_too() -> None:
+    stream = io.StringIO()
+    configure_logging("warning", "text", stream)
+    found = _debug_and_info(stream, "aiosqlite", "ingest.listener")
+    assert found == {"aiosqlite": [], "ingest.listener": []}
+
+
+def test_debug_loggers_config_key() -> None:
+    config = load_config(
+        None, environ={"RTMP_INGEST_LOG_DEBUG_LOGGERS": " aiosqlite, uvicorn.error,"}
+    )
+    assert config.log.debug_logger_names == ("aiosqlite", "uvicorn.error")
+    assert load_config(None, environ={}).log.debug_logger_names == ()
+    stream = io.StringIO()
+    apply_log_config(config.log, stream)
+    assert _debug_and_info(stream, "aiosqlite")["aiosqlite"] == ["debug", "info"]
+    for bad in ("aio sqlite", "a;b", "uvicorn..error"):
+        with pytest.raises(ConfigError, match=r"log\.debug_loggers"):
+            load_config(None, environ={"RTMP_INGEST_LOG_DEBUG_LOGGERS": bad})
+
+
+async def _wait_for_line(log: Path, pattern: str, after: int = 0) -> int:
+    """Wait until the log has a line matching *pattern* past offset *after*; its end."""
+    async with asyncio.timeout(30):
+        while True:
+            text = log.read_text()
+            match = re.compile(pattern, re.M).search(text, after)
+            if match:
+                return match.end()
+            await asyncio.sleep(0.05)
+
+
+async def test_a_debug_server_logs_no_statements_until_asked(tmp_path: Path) -> None:
+    """A real server at ``level = "debug"``: a publish writes the server's own debug lines
+    and none of aiosqlite's; after a reload naming aiosqlite, a publish brings them."""
+    config = _config(tmp_path)
+    base = config.read_text()
+    config.write_text(base + '[log]\nlevel = "debug"\n')
+    store = await Store.open(tmp_path / "data" / "rtmp-ingest.db")
+    _, key = await Streams(store).create("cam")
+    await store.close()
+    source = make_flv(tmp_path / "clip.flv", seconds=1)
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc, port, _ = await _start_server(config, stderr=sink)
+        try:
+            url = f"rtmp://127.0.0.1:{port}/live/{key}"
+            assert await publish_with_ffmpeg(source, url) == 0
+            first = await _wait_for_line(log, r"event=session_ended")
+            config.write_text(base + '[log]\nlevel = "debug"\ndebug_loggers = "aiosqlite"\n')
+            proc.send_signal(signal.SIGHUP)
+            reloaded = await _wait_for_line(
+                log, r"event=reloaded changed=log\.debug_loggers", first
+            )
+            assert await publish_with_ffmpeg(source, url) == 0
+            await _wait_for_line(log, r"event=session_ended", reloaded)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+    text = log.read_text()
+    before, after = text[:first], text[reloaded:]
+    assert "level=debug logger=ingest.listener " in before
+    assert "logger=aiosqlite" not in before
+    assert re.search(r"^\S+ level=debug logger=aiosqlite ", after, re.M), after

@@ -108,6 +108,7 @@ async def running(
     *,
     hls: bool = False,
     policy: str = "replace",
+    record: bool = False,
     processes: int = 2,
 ) -> AsyncIterator[tuple[Server, list[tuple[StreamRecord, str]]]]:
     """The server with two workers (or ``processes``), and ``count`` streams (and their
@@ -115,7 +116,7 @@ async def running(
     data = tmp_path / "data"
     store = await Store.open(data / "rtmp-ingest.db")
     streams = Streams(store)
-    made = [await streams.create(f"cam{i}") for i in range(count)]
+    made = [await streams.create(f"cam{i}", record=record) for i in range(count)]
     await store.close()
     config = tmp_path / "config.toml"
     config.write_text(
@@ -283,9 +284,10 @@ async def test_kick_and_disable_reach_the_worker_that_holds_the_session(
 
 async def test_a_dead_worker_is_replaced_and_only_its_sessions_end(tmp_path: Path) -> None:
     """kill -9 of one worker: its sessions end as server_restart with their playlists
-    closed, the other worker's publishers go on, a new worker takes the dead one's place,
-    and a graceful stop then ends the rest as shutdown."""
-    async with running(tmp_path, MAX_TRIES, hls=True) as (server, streams):
+    closed and their recordings made, the other worker's publishers go on, a new worker
+    takes the dead one's place, and a graceful stop then ends the rest as shutdown.
+    (Recorded streams, so that the media stays to be checked.)"""
+    async with running(tmp_path, MAX_TRIES, hls=True, record=True) as (server, streams):
         clip = make_flv(tmp_path / "clip.flv", seconds=30)
         publishers = []
         holders: dict[int, list[str]] = {0: [], 1: []}
@@ -309,6 +311,10 @@ async def test_a_dead_worker_is_replaced_and_only_its_sessions_end(tmp_path: Pat
         for session_id in holders[0]:
             session = await server.wait_ended(session_id)
             assert session["end_reason"] == "server_restart"
+        async with asyncio.timeout(30):  # the main process makes their recordings
+            for session_id in holders[0]:
+                while (await server.session(session_id))["recording_status"] != "ready":
+                    await asyncio.sleep(0.1)
         for session_id in holders[1]:
             assert (await server.session(session_id))["status"] == "live"
         async with asyncio.timeout(20):
@@ -344,8 +350,9 @@ async def test_a_dead_worker_is_replaced_and_only_its_sessions_end(tmp_path: Pat
             stream = await store.get_stream(session.stream_id)
             assert stream is not None
             playlist = server.data_dir / "media" / stream.playback_id / session_id / "index.m3u8"
-            # Both ways of ending close the live playlist.
+            # Both ways of ending close the live playlist and make the recording.
             assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")
+            assert session.recording_status == "ready"
             assert session.source_segments >= 1 or expected == "server_restart"
     finally:
         await store.close()

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Query
 from sessions.http import schemas
 from sessions.http.deps import ApiContext, Context, Paging, PagingParams, TimeRange, TimeRangeParams
 from sessions.http.errors import ApiError, not_found
-from sessions.http.timefmt import format_optional_time, round_seconds
-from sessions.http.views import session_view
+from sessions.http.views import analytics_view, session_view
 from storage.models import SessionRecord, SessionStatus
 
 router = APIRouter(tags=["sessions"])
@@ -116,11 +115,4 @@ async def analytics(
     totals = await context.store.analytics(
         since=times.since, until=times.until, stream_id=stream_id
     )
-    return schemas.Analytics(
-        count=totals.count,
-        total_ingest_seconds=round_seconds(totals.total_ingest_seconds),
-        total_bytes=int(totals.total_bytes),
-        total_viewer_seconds=round_seconds(totals.total_viewer_seconds),
-        since=format_optional_time(times.since),
-        until=format_optional_time(times.until),
-    )
+    return analytics_view(totals, since=times.since, until=times.until)

@@ -78,7 +78,9 @@ class Session(BaseModel):
     ingest_seconds: float
     bytes_received: int = Field(description="Bytes read from the publisher's connection.")
     media_bytes: int = Field(description="Audio and video payload bytes.")
-    ingest_rate: float = Field(description="Bytes per second over the recent window.")
+    ingest_rate: float = Field(
+        description="Bytes per second over the recent window while live; 0 once ended."
+    )
     tracks: list[dict[str, Any]]
     is_healthy: bool
     issues: list[dict[str, Any]] = Field(description="Coded problems: code, message, at.")

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from ingest.config import Config, parse_listen
 from sessions.http import schemas
 from sessions.http.timefmt import format_optional_time, format_time, round_seconds
-from storage.models import SessionRecord, StreamRecord
+from storage.models import Analytics, SessionRecord, StreamRecord
 
 
 def ingest_url(config: Config, port: int | None = None) -> str:
@@ -104,6 +104,20 @@ def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.
         recording_url=session.recording_url,
         mp4_url=session.mp4_url,
         playback_id=playback_id,
+    )
+
+
+def analytics_view(
+    totals: Analytics, *, since: float | None, until: float | None
+) -> schemas.Analytics:
+    """The store's totals over ``[since, until)`` as JSON."""
+    return schemas.Analytics(
+        count=totals.count,
+        total_ingest_seconds=round_seconds(totals.total_ingest_seconds),
+        total_bytes=int(totals.total_bytes),
+        total_viewer_seconds=round_seconds(totals.total_viewer_seconds),
+        since=format_optional_time(since),
+        until=format_optional_time(until),
     )
 
 

@@ -6,6 +6,7 @@ and the segment rows carry the durations ffmpeg wrote in the playlist.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -166,12 +167,30 @@ async def test_recording_files_and_ranges(setup: Setup) -> None:
     ).status_code == 200
 
 
+async def test_an_ended_unrecorded_session_plays_until_its_media_is_deleted(
+    setup: Setup,
+) -> None:
+    """Players still on the last window finish it; once the server deletes the media
+    (see sessions.media_cleanup), it is gone."""
+    names = await _session(setup, "s-ended", record=False, live=False)
+    base = f"/hls/{setup.playback_id}/s-ended"
+    assert (await setup.client.get(f"{base}/{names[-1]}")).status_code == 200
+    assert (await setup.client.get(f"{base}/index.m3u8")).status_code == 200
+    assert (await setup.client.get(f"/hls/{setup.playback_id}/index.m3u8")).status_code == 404
+    shutil.rmtree(setup.media / setup.playback_id / "s-ended")
+    for name in ("index.m3u8", names[-1]):
+        r = await setup.client.get(f"{base}/{name}")
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "not_found"
+
+
 async def test_not_found_cases(setup: Setup) -> None:
     await _session(setup, "s-gone", record=False, live=False)
+    shutil.rmtree(setup.media / setup.playback_id / "s-gone")  # as the server deletes it
     pid = setup.playback_id
     for url in (
         f"/hls/{pid}/index.m3u8",  # not live
-        f"/hls/{pid}/s-gone/seg_00000.ts",  # ended and not recorded
+        f"/hls/{pid}/s-gone/seg_00000.ts",  # ended, not recorded, deleted
         f"/recordings/{pid}/s-gone/vod.m3u8",
         "/hls/unknown/index.m3u8",
         f"/hls/{pid}/nope/seg_00000.ts",

@@ -46,12 +46,17 @@ async def start_stack(
     flush_interval: float = 0.2,
     throttle_failures: int = 10,
     hls: bool = False,
+    max_linger: float = 30.0,
     **rtmp: Any,
 ) -> Stack:
     store = await Store.open(tmp_path / "ledger.db")
     executor = ThreadPoolExecutor(max_workers=2)
     media_root = tmp_path / "media"
-    media = MediaSettings(media_root, executor, "http://viewer.test") if hls else None
+    media = (
+        MediaSettings(media_root, executor, "http://viewer.test", max_linger=max_linger)
+        if hls
+        else None
+    )
     manager = SessionManager(store, flush_interval=flush_interval, rate_window=2.0, media=media)
     await manager.start()
     streams = Streams(store, on_disabled=manager.end_stream)
