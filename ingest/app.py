@@ -2,10 +2,12 @@
 one event loop, as a well-behaved daemon.
 
 Signals: SIGTERM/SIGINT stop gracefully (every live session ends as ``shutdown`` at its
-last packet, the store is flushed, exit 0); a second one forces an immediate exit (SQLite's
-journal keeps the store intact). SIGHUP re-reads the configuration and applies what can
-change live. Under systemd it reports ``READY=1`` once listening with crash recovery done,
-a ``STATUS=`` line, watchdog pings from the event loop, and ``RELOADING=1``/``STOPPING=1``.
+last packet, the store is flushed, exit 0; writes a locked or full database still refuses
+after :data:`sessions.writes.FLUSH_TIMEOUT` seconds are given up and counted in the log);
+a second one forces an immediate exit (SQLite's journal keeps the store intact). SIGHUP
+re-reads the configuration and applies what can change live. Under systemd it reports
+``READY=1`` once listening with crash recovery done, a ``STATUS=`` line, watchdog pings
+from the event loop, and ``RELOADING=1``/``STOPPING=1``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from sessions.manager import SessionManager
 from sessions.playback import Playback
 from sessions.publishers import LivePublishers
 from sessions.streams import Streams
+from sessions.writes import WriteHealth
 from storage import Store
 
 logger = logging.getLogger("ingest.app")
@@ -61,6 +64,9 @@ DEFAULT_STREAM = "default"
 RETENTION_SWEEP_INTERVAL = 3600.0
 #: Seconds between STATUS= refreshes under systemd.
 STATUS_INTERVAL = 5.0
+#: Seconds shutdown waits for the few writes queued after the session manager's flush
+#: (viewer seconds, refused publishes).
+LATE_WRITES_TIMEOUT = 2.0
 #: Keys a reload cannot apply to a running server.
 RESTART_KEYS = frozenset(
     {
@@ -78,6 +84,7 @@ RESTART_KEYS = frozenset(
         "http.public_rtmp_url",
         "storage.data_dir",
         "storage.database",
+        "storage.busy_timeout",
     }
 )
 
@@ -145,7 +152,7 @@ class IngestServer:
         self.streams = Streams(store, on_disabled=lambda stream_id: self.live.end_stream(stream_id))
         self.authorizer = KeyAuthorizer(
             self.streams,
-            store,
+            self.manager.writes,
             reject_delay=(config.sessions.reject_delay_min, config.sessions.reject_delay_max),
             throttle_failures=config.sessions.throttle_failures,
             throttle_window=config.sessions.throttle_window,
@@ -168,7 +175,7 @@ class IngestServer:
             )
             self.rtmp = self.front = RtmpServer(config.rtmp, self.publishers, self.publishers)
             self.live = self.manager
-        self.playback = Playback(store, self.live, media_root(config))
+        self.playback = Playback(store, self.live, media_root(config), self.manager.writes)
         app = create_app(
             store=store,
             streams=self.streams,
@@ -181,6 +188,7 @@ class IngestServer:
             loop_lag=self._loop_lag,
             segment_availability=self.live.segment_availability,
             processes=self.processes,
+            store_health=self.store_health,
         )
         host, port = parse_listen(config.http.listen)
         self.http = _HttpServer(
@@ -202,7 +210,7 @@ class IngestServer:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.playback.flush()
+                self.playback.flush()
                 if loop.time() - swept_at >= RETENTION_SWEEP_INTERVAL:
                     swept_at = loop.time()
                     removed = await self.manager.sweep_recordings(self.retention_days)
@@ -230,6 +238,14 @@ class IngestServer:
         live = len(self.live.live_sessions())
         return [{"index": 0, "pid": os.getpid(), "live_sessions": live}]
 
+    def store_health(self) -> WriteHealth:
+        """The writes to the store: this process's, and the worker processes' (as of their
+        last report)."""
+        own = self.manager.writes.health()
+        if self.pool is None:
+            return own
+        return WriteHealth.combine([own, *self.pool.store_health()])
+
     async def start(self, activated: ActivatedSockets | None) -> None:
         await self.manager.start()
         self.loop_lag.start()
@@ -250,7 +266,11 @@ class IngestServer:
     def status(self) -> str:
         sessions = self.live.live_sessions()
         rate = sum(s.ingest_rate for s in sessions) * 8 / 1e6
-        return f"{len(sessions)} live sessions, ingest {rate:.1f} Mb/s"
+        line = f"{len(sessions)} live sessions, ingest {rate:.1f} Mb/s"
+        store = self.store_health()
+        if store.status == "degraded":
+            line += f"; store degraded, {store.pending_writes} writes pending"
+        return line
 
     def apply(self, config: Config) -> None:
         """Apply what can change while running (everything but :data:`RESTART_KEYS`)."""
@@ -286,7 +306,6 @@ class IngestServer:
         await self.manager.close()
         if self.rtmp is not None:
             await self.rtmp.close()
-        await self.authorizer.drain()
         if self._http_task is not None:
             self.http.should_exit = True
             with contextlib.suppress(Exception):
@@ -294,7 +313,8 @@ class IngestServer:
         if self._viewer_task is not None:
             self._viewer_task.cancel()
         self.loop_lag.stop()
-        await self.playback.flush()
+        self.playback.flush()
+        await self.manager.writes.flush(LATE_WRITES_TIMEOUT)
         self.executor.shutdown(wait=True)
 
 
@@ -377,7 +397,7 @@ async def serve(config: Config, config_path: str | None = None) -> None:
     loop.add_signal_handler(signal.SIGHUP, hup.put_nowait, None)
     notifier = await Notifier.from_environ()
     activated = activated_sockets()
-    store = await Store.open(database_path(config))
+    store = await Store.open(database_path(config), busy_timeout=config.storage.busy_timeout)
     server = IngestServer(config, store)
     background: list[asyncio.Task[None]] = []
     try:

@@ -321,6 +321,10 @@ class StorageConfig:
     data_dir: str = _key("data", _non_empty)
     #: The SQLite database file; relative paths are inside data_dir.
     database: str = _key("rtmp-ingest.db", _non_empty)
+    #: Seconds a write waits for another process's lock on the database (the CLI, a
+    #: backup) before it fails; the server then retries it until it lands, reporting the
+    #: store as degraded meanwhile.
+    busy_timeout: float = _key(5.0, _non_negative)
 
 
 @dataclass(frozen=True, slots=True)

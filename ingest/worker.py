@@ -114,6 +114,7 @@ class _Reporter:
             records=[record_to_dict(r) for r in records if r.status == "live"],
             loop_lag=self.loop_lag.snapshot(),
             availability=manager.segment_availability() if manager is not None else None,
+            store=manager.writes.health().to_dict() if manager is not None else None,
         )
 
     def ended(self, record: SessionRecord) -> None:
@@ -178,7 +179,7 @@ class Worker:
         config = config_from_dict(hello["config"])
         apply_log_config(config.log)
         number_connections_from(hello["index"] * CONNECTION_ID_SPAN + 1)
-        store = await Store.open(database_path(config))
+        store = await Store.open(database_path(config), busy_timeout=config.storage.busy_timeout)
         executor = media_executor(config)
         loop_lag = LoopLagMonitor()
         reporter = _Reporter(channel, loop_lag)

@@ -33,6 +33,7 @@ from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
 from sessions.manager import SessionManager
 from sessions.publishers import LivePublishers
+from sessions.writes import WriteHealth
 from storage.models import SessionRecord
 
 logger = logging.getLogger("ingest.workers")
@@ -127,6 +128,8 @@ class _Worker:
     abandoned: set[int] = dataclasses.field(default_factory=set)
     loop_lag: dict[str, float] | None = None
     availability: dict[str, float] | None = None
+    #: Its writes to the store, as of its last flush.
+    store: WriteHealth | None = None
     addresses: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -260,6 +263,7 @@ class WorkerPool:
         worker.abandoned.clear()
         orphans = list(worker.live)
         worker.live.clear()
+        worker.store = None
         worker.channel = None
         if orphans:
             await self.manager.recover(orphans)
@@ -349,6 +353,8 @@ class WorkerPool:
                     worker.live[data["id"]] = record_from_dict(data)
             worker.loop_lag = message.get("loop_lag")
             worker.availability = message.get("availability")
+            store = message.get("store")
+            worker.store = WriteHealth.from_dict(store) if store is not None else None
         elif op == "ended":
             worker.live.pop(message["session"], None)
         elif op == "released":
@@ -424,6 +430,10 @@ class WorkerPool:
 
     def segment_availability(self) -> dict[str, float] | None:
         return worst(*(w.availability for w in self.workers))
+
+    def store_health(self) -> list[WriteHealth]:
+        """Each running worker's writes to the store, as of its last flush."""
+        return [w.store for w in self.workers if w.store is not None]
 
 
 def worst(*reports: dict[str, float] | None) -> dict[str, float] | None:

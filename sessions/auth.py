@@ -5,7 +5,9 @@ enabled stream. A refusal waits a random ``reject_delay_min``..``reject_delay_ma
 seconds before the error status goes out (guessing keys gets slow), and an address with
 ``throttle_failures`` refusals within ``throttle_window`` seconds is refused at once,
 without a key lookup, until they age out. Every attempt is one event-log row (the first
-throttled attempt of a window, not each one, so a flood cannot flood the log).
+throttled attempt of a window, not each one, so a flood cannot flood the log), queued
+with the server's other writes (:class:`~sessions.writes.StoreWrites`), so a publisher
+never waits for the store and a row the store refuses for a while is retried.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from ingest.hooks import Decision, PublishAttempt
 from ingest.logs import log_event
 from sessions.streams import Streams
-from storage import Store
+from sessions.writes import StoreWrites
 
 logger = logging.getLogger("sessions.auth")
 
@@ -41,7 +43,7 @@ class KeyAuthorizer:
     def __init__(
         self,
         streams: Streams,
-        store: Store,
+        writes: StoreWrites,
         *,
         reject_delay: tuple[float, float] = (0.2, 1.0),
         throttle_failures: int = 10,
@@ -51,7 +53,7 @@ class KeyAuthorizer:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.streams = streams
-        self.store = store
+        self.writes = writes
         self.reject_delay = reject_delay
         self.throttle_failures = throttle_failures
         self.throttle_window = throttle_window
@@ -60,18 +62,14 @@ class KeyAuthorizer:
         self.sleep = sleep
         self._failures: dict[str, deque[float]] = {}
         self._throttle_logged: dict[str, float] = {}
-        self._logging: set[asyncio.Task[None]] = set()
 
     def _log(self, kind: str, **fields: Any) -> None:
-        """Write an event-log row without making the publisher wait for the store."""
-        task = asyncio.ensure_future(self.store.log_event(kind, at=self.wall_clock(), **fields))
-        self._logging.add(task)
-        task.add_done_callback(self._logging.discard)
+        """Queue an event-log row (the publisher does not wait for the store)."""
+        self.writes.event(kind, at=self.wall_clock(), **fields)
 
     async def drain(self) -> None:
-        """Wait for the event-log rows still being written."""
-        while self._logging:
-            await asyncio.gather(*list(self._logging), return_exceptions=True)
+        """Wait for the event-log rows queued so far to be written."""
+        await self.writes.join()
 
     def _forget_old(self) -> None:
         """Drop addresses whose refusals all aged out (bounds memory under a spray of

@@ -5,8 +5,9 @@ A session opens on the first media message of an accepted publish (not on connec
 an operator's kick, the key being disabled, or shutdown. It ends exactly once, with
 ``ended_at``/``duration`` those of its last media packet. Counters live in memory and are
 written in batches (every ``flush_interval`` seconds and at the end), never per packet;
-writes go through one queue, in order, so a session's row is inserted before it is
-updated and updated before it is closed.
+writes go through one queue (:mod:`sessions.writes`), in order, so a session's row is
+inserted before it is updated and updated before it is closed, and a write that fails
+because the database is locked or full is retried until it lands.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from sessions.recording import (
     remove_partial_files,
 )
 from sessions.segmenting import MediaSettings, SessionMedia
-from storage import Store
+from sessions.writes import FLUSH_TIMEOUT, Job, StoreWrites
+from storage import Store, retryable
 from storage.models import SessionRecord
 
 logger = logging.getLogger("sessions.manager")
@@ -64,7 +66,8 @@ class SessionObserver(Protocol):
     def opened(self, record: SessionRecord) -> None: ...
 
     def saved(self, records: list[SessionRecord]) -> None:
-        """Live sessions' counters were written to the store."""
+        """Live sessions' counters at a flush (queued for the store, which may be behind
+        while its writes are failing: :attr:`SessionManager.writes` says)."""
         ...
 
     def ended(self, record: SessionRecord) -> None:
@@ -170,8 +173,13 @@ class SessionManager:
         rate_window: float = 5.0,
         media: MediaSettings | None = None,
         observer: SessionObserver | None = None,
+        flush_timeout: float = FLUSH_TIMEOUT,
     ) -> None:
         self.store = store
+        #: Every write this process makes to the store, in order, retried until it lands.
+        self.writes = StoreWrites(store)
+        #: Seconds :meth:`close` waits for pending writes before giving them up.
+        self.flush_timeout = flush_timeout
         self.media = media
         self.observer = observer
         self.clock = clock
@@ -181,8 +189,9 @@ class SessionManager:
         self._by_stream: dict[str, LivePublish] = {}
         self._sessions: dict[str, LivePublish] = {}
         self._published_on: weakref.WeakSet[object] = weakref.WeakSet()
-        self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._flusher_task: asyncio.Task[None] | None = None
+        #: Whether the last flush's counters are still waiting in the write queue.
+        self._counters_pending = False
         #: Seconds from a segment's last packet to its listing in the playlist (recent).
         self.availability: deque[float] = deque(maxlen=1000)
         #: Sessions whose segmenter or recording is still being finished.
@@ -191,23 +200,24 @@ class SessionManager:
         self.expiry = MediaExpiry(media) if media is not None else None
         self._remuxing = asyncio.Semaphore(REMUX_CONCURRENCY)
         self._closing = False
+        #: The sweep of orphaned media at start, while it runs.
+        self._sweeping: asyncio.Task[None] | None = None
 
     async def start(self, *, recover: bool = True) -> list[SessionRecord]:
         """Close what a crash left open (as ``server_restart``), make the recordings it
         left ``waiting`` and delete the media it left for no one, in the background (not
         in a worker process, where the main process did it); then start flushing. Call
-        it before accepting publishers: the media folders are listed here."""
+        it before accepting publishers: the media folders are listed here. With the
+        database locked or full, this waits (retrying, logged as ``store_degraded``)
+        instead of failing."""
         recovered = await self.recover() if recover else []
-        self._tasks = [
-            asyncio.ensure_future(self._writer()),
-            asyncio.ensure_future(self._flusher()),
-        ]
+        self._flusher_task = asyncio.ensure_future(self._flusher())
         if recover and self.media is not None:
             loop = asyncio.get_running_loop()
             folders = await loop.run_in_executor(
                 self.media.executor, session_folders, self.media.root
             )
-            self._spawn(self._sweep_orphans(self.media, folders))
+            self._sweeping = self._spawn(self._sweep_orphans(self.media, folders))
         return recovered
 
     async def recover(self, ids: Sequence[str] | None = None) -> list[SessionRecord]:
@@ -215,8 +225,10 @@ class SessionManager:
         ``ids``: a worker process died), close their playlists and make their recordings
         in the background; at start (all), also every recording a crash left
         ``waiting`` (killed while making it, or before)."""
-        recovered = await self.store.close_open_sessions(
-            reason="server_restart", now=self.clock(), ids=ids
+        now = self.clock()
+        recovered = await self.writes.call(
+            "close sessions left open",
+            lambda: self.store.close_open_sessions(reason="server_restart", now=now, ids=ids),
         )
         for record in recovered:
             log_event(
@@ -254,7 +266,10 @@ class SessionManager:
         remove_partial_files(folder)
         if record.record and record.recording_status in (None, "waiting"):
             _await_recording(record, self.media, playback_id)
-            await self.store.save_sessions([record])
+            # Awaited: recover() then reads which recordings are waiting.
+            await self.writes.call(
+                f"save session {record.id}", lambda: self.store.save_sessions([record])
+            )
         elif not record.record and self.expiry is not None:
             self.expiry.schedule(folder)
 
@@ -283,8 +298,9 @@ class SessionManager:
 
     async def _sweep_orphans(self, media: MediaSettings, folders: list[SessionFolder]) -> None:
         """Delete, of the media folders listed at start, those no one may play, once the
-        writes queued so far (the recovered sessions' ends) are in the store."""
-        await self._writes.join()
+        writes queued so far (the recovered sessions' ends) are in the store (if the
+        server stops first, the next start sweeps)."""
+        await self.writes.join()
         try:
             swept = await sweep_orphans(self.store, media, folders)
         except Exception as exc:
@@ -324,7 +340,7 @@ class SessionManager:
                     delete_media(self.media.folder(playback_id, record.id))
                 record.recording_status = "deleted"
                 record.recording_url = record.mp4_url = None
-                await self.store.save_sessions([record])
+                self._save(record)
                 removed += 1
 
     # -- PublishHandler -----------------------------------------------------------------
@@ -365,7 +381,7 @@ class SessionManager:
                 record=live.recorded,
                 on_segments=lambda segments: self._on_segments(record, segments),
             )
-        self._write(lambda: self.store.insert_session(record))
+        self._write(lambda: self.store.insert_session(record), f"insert session {record.id}")
         if self.observer is not None:
             self.observer.opened(record)
         self._log_event("session_started", record, now)
@@ -429,11 +445,11 @@ class SessionManager:
                 record.source_segments_duration + segment.duration, 6
             )
             record.source_bytes += segment.bytes
-            self._write(self._segment_row(record.id, segment))
+            self._write(
+                self._segment_row(record.id, segment), f"segment {record.id}/{segment.sequence}"
+            )
 
-    def _segment_row(
-        self, session_id: str, segment: SegmentInfo
-    ) -> Callable[[], Awaitable[object]]:
+    def _segment_row(self, session_id: str, segment: SegmentInfo) -> Job:
         def write() -> Awaitable[object]:
             return self.store.add_segment(
                 session_id,
@@ -490,7 +506,7 @@ class SessionManager:
         else:
             record.recording_status = "ready"
             log_event(logger, logging.INFO, "recording_ready", session=record.id)
-        self._write(lambda: self.store.save_sessions([record]))
+        self._save(record)
 
     # -- the live view (for the API) ----------------------------------------------------
 
@@ -541,14 +557,16 @@ class SessionManager:
         after the answer sees it."""
         self._close(live, end_reason, why)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(live.end_saved.wait(), _END_SAVE_TIMEOUT)
-        await self._writes.join()
+            async with asyncio.timeout(_END_SAVE_TIMEOUT):
+                await live.end_saved.wait()
+                await self.writes.join()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; :meth:`close` waits for it."""
         task = asyncio.ensure_future(work)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+        return task
 
     # -- writing ------------------------------------------------------------------------
 
@@ -556,40 +574,34 @@ class SessionManager:
         self, kind: str, record: SessionRecord, at: float, reason: str | None = None
     ) -> None:
         """Queue an event-log row about ``record``."""
-        self._write(
-            lambda: self.store.log_event(
-                kind,
-                at=at,
-                stream_id=record.stream_id,
-                session_id=record.id,
-                remote_addr=record.remote_addr,
-                reason=reason,
-            )
+        self.writes.event(
+            kind,
+            at=at,
+            stream_id=record.stream_id,
+            session_id=record.id,
+            remote_addr=record.remote_addr,
+            reason=reason,
         )
+
+    def _save(self, record: SessionRecord) -> None:
+        """Queue a write of the session's row as it is when the write runs."""
+        self._write(lambda: self.store.save_sessions([record]), f"save session {record.id}")
 
     def _save_end(self, record: SessionRecord) -> None:
         """Queue an ended session's last write, then the observer's news of it."""
-        self._write(lambda: self.store.save_sessions([record]))
+        self._write(lambda: self.store.save_sessions([record]), f"end session {record.id}")
         observer = self.observer
         if observer is not None:
 
             async def tell() -> None:
                 observer.ended(record)
 
-            self._write(tell)
+            self._write(tell, f"report the end of session {record.id}")
 
-    def _write(self, job: Callable[[], Awaitable[object]]) -> None:
-        self._writes.put_nowait(job)
-
-    async def _writer(self) -> None:
-        while True:
-            job = await self._writes.get()
-            try:
-                await job()
-            except Exception as exc:
-                log_event(logger, logging.ERROR, "store_write_failed", exc_info=exc)
-            finally:
-                self._writes.task_done()
+    def _write(self, job: Job, what: str = "store write") -> None:
+        """Queue a write (see :class:`~sessions.writes.StoreWrites`): in order, retried
+        until it lands."""
+        self.writes.put(what, job)
 
     async def _flusher(self) -> None:
         while True:
@@ -600,35 +612,53 @@ class SessionManager:
                 log_event(logger, logging.ERROR, "flush_failed", exc_info=exc)
 
     async def flush(self) -> None:
-        """Write every live session's counters (one batch), and end publishes whose
-        stream was disabled or deleted meanwhile (by the CLI, say)."""
+        """Queue a write of every live session's counters (one batch), end publishes whose
+        stream was disabled or deleted meanwhile (by the CLI, say), and tell the observer.
+        While the last batch is still queued (the store is failing) no other is added: it
+        writes the counters as they are when it finally runs."""
         records = self.live_sessions(sample=True)
-        if records:
-            self._write(lambda: self.store.save_sessions(records))
+        if records and not self._counters_pending:
+            self._counters_pending = True
+
+            async def save() -> None:
+                try:
+                    await self.store.save_sessions(records)
+                except Exception as exc:
+                    if not retryable(exc):
+                        self._counters_pending = False
+                    raise
+                self._counters_pending = False
+
+            self._write(save, f"counters of {len(records)} live sessions")
         stored = [(sid, live) for sid, live in self._by_stream.items() if live.stored_stream]
         if stored:
             enabled = await self.store.enabled_streams(sid for sid, _ in stored)
             for stream_id, live in stored:
                 if stream_id not in enabled and self._by_stream.get(stream_id) is live:
                     self._close(live, "key_disabled", "stream disabled")
-        await self._writes.join()
         if self.observer is not None:
             self.observer.saved(records)
 
     async def close(self) -> None:
-        """End every live publish as ``shutdown``, write everything, stop."""
+        """End every live publish as ``shutdown``, write everything, stop. Writes the
+        store still refuses after ``flush_timeout`` seconds are given up and counted in
+        the log (``store_writes_lost``): a session whose end was lost is closed as
+        ``server_restart`` at the next start."""
         self._closing = True
+        if self._sweeping is not None:
+            # It may be waiting for writes a failing store does not take.
+            self._sweeping.cancel()
         for live in list(self._by_stream.values()):
             self._close(live, "shutdown", "server shutting down")
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
         if self.expiry is not None:
             await self.expiry.close()
-        await self._writes.join()
-        for task in self._tasks:
+        task, self._flusher_task = self._flusher_task, None
+        if task is not None:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+            await asyncio.gather(task, return_exceptions=True)
+        await self.writes.flush(self.flush_timeout)
 
 
 def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> None:

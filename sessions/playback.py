@@ -8,15 +8,18 @@ A viewer may fetch a live session's playlist and segments, and a recorded sessio
 An ended session that was not recorded keeps its last window for the players still on it
 until :mod:`sessions.media_cleanup` deletes it, then is gone (404). Each media segment
 served adds its duration to the session's ``viewer_seconds`` (Cloudflare's viewer
-seconds), counted in memory and written in batches.
+seconds), counted in memory and written in batches through the server's write queue
+(:class:`~sessions.writes.StoreWrites`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Protocol
 
+from sessions.writes import StoreWrites
 from storage import Store
 from storage.models import SessionRecord
 
@@ -58,8 +61,11 @@ def rewrite_playlist(text: str, prefix: str) -> str:
 class Playback:
     """Answers the playback routes from the store, the live sessions and the disk."""
 
-    def __init__(self, store: Store, live: LiveLookup, media_root: Path) -> None:
+    def __init__(
+        self, store: Store, live: LiveLookup, media_root: Path, writes: StoreWrites
+    ) -> None:
         self.store = store
+        self.writes = writes
         self.live = live
         self.media_root = media_root
         self._durations: dict[str, dict[str, float]] = {}
@@ -120,11 +126,14 @@ class Playback:
             self._viewer_seconds[session_id] = self._viewer_seconds.get(session_id, 0.0) + seconds
         return seconds
 
-    async def flush(self) -> None:
-        """Write the viewer seconds counted since the last flush."""
+    def flush(self) -> None:
+        """Queue a write of the viewer seconds counted since the last flush."""
         pending, self._viewer_seconds = self._viewer_seconds, {}
         for session_id, seconds in pending.items():
-            await self.store.add_viewer_seconds(session_id, seconds)
+            self.writes.put(
+                f"viewer seconds of session {session_id}",
+                functools.partial(self.store.add_viewer_seconds, session_id, seconds),
+            )
 
     def forget(self, session_id: str) -> None:
         """Drop the cached segment durations of a session that ended."""

@@ -76,6 +76,7 @@ class SessionMedia:
             segment_format=settings.segment_format,
             window=settings.window,
             keep_all=record,
+            session_id=session_id,
         )
         self.worker = SegmenterWorker(self.segmenter, settings.handover, on_segments)
         #: Hands one media message to the segmenter (per message: the worker's own method,

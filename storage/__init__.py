@@ -1,5 +1,6 @@
 """Persistence: the only package that speaks SQL (the session ledger lands here)."""
 
+from .base import retryable
 from .models import (
     END_REASONS,
     Analytics,
@@ -21,4 +22,5 @@ __all__ = [
     "StreamNameTaken",
     "StreamRecord",
     "hash_key",
+    "retryable",
 ]

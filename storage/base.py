@@ -8,6 +8,12 @@ another's and nothing stays open between calls: each method returns only after i
 transaction committed. Reads use the reader connection and never wait for a write to
 finish (WAL); a read that needs two queries (a page and its total) runs them in one
 snapshot, and reads are serialized too, so a read made after a write always sees it.
+
+A write that finds the database locked by another process waits up to the busy timeout
+(:meth:`storage.Store.open`) and then fails; :func:`retryable` tells such faults, which a
+later try may get past (locked or busy, disk full, I/O error), from errors a retry cannot
+fix (a constraint violated, bad SQL, a corrupt file). Since only the writer's lock is held
+while a write waits, reads go on meanwhile.
 """
 
 from __future__ import annotations
@@ -23,6 +29,35 @@ import aiosqlite
 
 #: The largest page a list method returns.
 MAX_LIMIT: Final = 1000
+
+#: Primary result codes of faults a later try may get past: SQLITE_BUSY, SQLITE_LOCKED,
+#: SQLITE_NOMEM, SQLITE_READONLY (the file's permissions, a read-only mount), SQLITE_IOERR,
+#: SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL.
+_TRANSIENT_CODES: Final = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+#: The same faults by message, for an error that carries no result code.
+_TRANSIENT_MESSAGES: Final = (
+    "locked",
+    "busy",
+    "disk is full",
+    "disk i/o error",
+    "unable to open database file",
+    "readonly database",
+    "out of memory",
+)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a write that failed with ``exc`` may succeed if tried again: the database
+    was locked or busy, the disk full or failing, the file unwritable for now. A violated
+    constraint, bad SQL, a corrupt database or a closed store are not: trying again would
+    fail the same way."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _TRANSIENT_CODES
+    message = str(exc).lower()
+    return any(text in message for text in _TRANSIENT_MESSAGES)
 
 
 def check_page(offset: int, limit: int) -> None:

@@ -20,7 +20,7 @@ from .rows import (
 _SESSION_SELECT: Final = f"SELECT {column_list(SESSION_COLUMNS)} FROM sessions"
 _SESSION_INSERT: Final = (
     f"INSERT INTO sessions ({column_list(SESSION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
+    f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 )
 _SESSION_FLUSH: Final = (
     f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in SESSION_FLUSH_COLUMNS)} WHERE id = ?"
@@ -34,6 +34,8 @@ class LedgerQueries(StoreBase):
     """Sessions, their analytics and viewer time."""
 
     async def insert_session(self, session: SessionRecord) -> None:
+        """Insert a new session's row; safe to repeat (a retried write): a session already
+        there is left as it is."""
         async with self._statement() as conn:
             await conn.execute_fetchall(_SESSION_INSERT, session_insert_params(session))
 
@@ -166,6 +168,8 @@ class LedgerQueries(StoreBase):
         )
 
     async def add_viewer_seconds(self, session_id: str, seconds: float) -> None:
+        """Add to the session's viewer seconds: one statement, which SQLite applies whole
+        or not at all, so a failed one may be tried again."""
         if seconds < 0:
             raise ValueError(f"viewer seconds must be >= 0, got {seconds}")
         async with self._statement() as conn:

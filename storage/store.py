@@ -22,10 +22,10 @@ from .rows import EVENT_COLUMNS, SEGMENT_COLUMNS, column_list, event_from_row, s
 from .schema import migrate
 from .streams import StreamNameTaken, StreamQueries
 
-__all__ = ["BUSY_TIMEOUT_MS", "Store", "StreamNameTaken"]
+__all__ = ["BUSY_TIMEOUT", "Store", "StreamNameTaken"]
 
-#: How long a statement waits for another process's lock before failing, in milliseconds.
-BUSY_TIMEOUT_MS: Final = 5000
+#: Seconds a statement waits for another process's lock before it fails (the default).
+BUSY_TIMEOUT: Final = 5.0
 
 
 class Store(StreamQueries, LedgerQueries):
@@ -34,13 +34,19 @@ class Store(StreamQueries, LedgerQueries):
     # -- lifecycle ------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Store:
-        """Open (creating it and its directory if needed) and migrate the database."""
+    async def open(
+        cls, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT
+    ) -> Store:
+        """Open (creating it and its directory if needed) and migrate the database. A
+        statement that finds the database locked by another process waits up to
+        ``busy_timeout`` seconds, then fails (see :func:`storage.retryable`)."""
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout}")
         if sqlite3.sqlite_version_info < (3, 35, 0):
             raise RuntimeError(f"SQLite >= 3.35 is required, found {sqlite3.sqlite_version}")
         db_path = Path(path)
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(db_path)
+        writer = await _connect(db_path, busy_timeout)
         reader: aiosqlite.Connection | None = None
         try:
             rows = list(await writer.execute_fetchall("PRAGMA journal_mode = WAL"))
@@ -48,7 +54,7 @@ class Store(StreamQueries, LedgerQueries):
                 raise RuntimeError(f"cannot use WAL journal mode for {db_path}: {rows[0][0]}")
             await writer.execute_fetchall("PRAGMA synchronous = NORMAL")
             await migrate(writer)
-            reader = await _connect(db_path)
+            reader = await _connect(db_path, busy_timeout)
             await reader.execute_fetchall("PRAGMA query_only = ON")
         except BaseException:
             if reader is not None:
@@ -98,14 +104,16 @@ class Store(StreamQueries, LedgerQueries):
         discontinuity: bool,
         now: float,
     ) -> None:
-        """Record one segment; a repeated ``(session_id, sequence)`` raises
-        :class:`sqlite3.IntegrityError`. One statement, so one trip to the writer's thread
-        (in autocommit mode a statement is a transaction of its own)."""
+        """Record one segment. Safe to repeat (a write that is retried): a repeated
+        ``(session_id, sequence)`` leaves the row already there. One statement, so one trip
+        to the writer's thread (in autocommit mode a statement is a transaction of its
+        own)."""
         async with self._statement() as conn:
             await conn.execute_fetchall(
                 "INSERT INTO segments (session_id, sequence, uri, duration, bytes,"
                 " first_timestamp, keyframe_start, discontinuity, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (session_id, sequence) DO NOTHING",
                 (
                     session_id,
                     sequence,
@@ -176,12 +184,12 @@ class Store(StreamQueries, LedgerQueries):
         return [event_from_row(r) for r in rows]
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:
     """A connection in autocommit mode (transactions are explicit) with rows by name."""
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row
-        await conn.execute_fetchall(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        await conn.execute_fetchall(f"PRAGMA busy_timeout = {round(busy_timeout * 1000):d}")
         await conn.execute_fetchall("PRAGMA foreign_keys = ON")
     except BaseException:
         await conn.close()

@@ -109,8 +109,10 @@ async def running(
     hls: bool = False,
     policy: str = "replace",
     record: bool = False,
+    processes: int = 2,
 ) -> AsyncIterator[tuple[Server, list[tuple[StreamRecord, str]]]]:
-    """The server with two workers, and ``count`` streams (and their keys)."""
+    """The server with two workers (or ``processes``), and ``count`` streams (and their
+    keys). It logs to ``server.log`` in ``tmp_path``."""
     data = tmp_path / "data"
     store = await Store.open(data / "rtmp-ingest.db")
     streams = Streams(store)
@@ -118,7 +120,7 @@ async def running(
     await store.close()
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[rtmp]\nlisten = "127.0.0.1:0"\nprocesses = 2\n'
+        f'[rtmp]\nlisten = "127.0.0.1:0"\nprocesses = {processes}\n'
         f'[http]\nlisten = "127.0.0.1:0"\nadmin_token = "{TOKEN}"\n'
         f"[hls]\nenabled = {'true' if hls else 'false'}\n"
         f'[sessions]\nduplicate_publish = "{policy}"\nflush_interval = 0.2\n'

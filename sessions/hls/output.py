@@ -134,10 +134,16 @@ def split_fmp4(data: bytes) -> tuple[bytes, bytes]:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``path`` whole: a temporary sibling first, then an atomic rename."""
+    """Write ``path`` whole: a temporary sibling first, then an atomic rename. If that
+    fails (disk full), the temporary file is removed and ``path`` is left as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise

@@ -12,10 +12,17 @@ Cuts: at the first keyframe of the primary track (video, else audio) at least
 ``target_duration`` after the segment's start. A configuration change or a timestamp
 jump closes the current segment and marks the next one as a discontinuity (with a new
 init segment for fMP4). Problems are recorded in :attr:`Segmenter.issues`, never raised.
+
+A segment or playlist that cannot be written (disk full, I/O error: any ``OSError``) is
+skipped, not fatal: the segment is dropped, its temporary file removed, the next one
+starts as a discontinuity, and segmenting goes on; each failure is a
+``segment_write_failed`` (or ``playlist_write_failed``) issue, logged with the session
+the first time and then at most every :data:`WRITE_FAILURE_LOG_INTERVAL` seconds.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +31,7 @@ from typing import Any, Literal
 import av
 
 from ingest.flv import AudioPacket, FlvError, VideoPacket, parse_audio, parse_video
+from ingest.logs import log_event
 
 from .output import SegmentWriter, split_fmp4, write_atomic
 from .playlist import PlaylistWriter, SegmentInfo
@@ -39,7 +47,9 @@ from .templates import (
 from .timeline import Timeline
 from .tracks import AUDIO, DEFAULT_FRAME_MS, VIDEO, Frame, IssueLog, Track, supported
 
-__all__ = ["Packets", "Segmenter"]
+__all__ = ["WRITE_FAILURE_LOG_INTERVAL", "Packets", "Segmenter"]
+
+logger = logging.getLogger(__name__)
 
 #: One message's packets, as the FLV parser gives them.
 Packets = list[VideoPacket] | list[AudioPacket]
@@ -49,6 +59,8 @@ _KEYFRAME_SLACK_MS = 100
 _MUX_ERRORS = (av.FFmpegError, ValueError)
 #: The file an MPEG-TS segment is written to until it is complete and renamed.
 _TEMPORARY = "segment.ts.tmp"
+#: Seconds between log lines about one session's media that cannot be written.
+WRITE_FAILURE_LOG_INTERVAL = 10.0
 
 
 class Segmenter:
@@ -63,9 +75,12 @@ class Segmenter:
         window: int = 6,
         keep_all: bool = False,
         clock: Callable[[], float] = time.time,
+        session_id: str | None = None,
     ) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        #: Names the session in log lines.
+        self.session_id = session_id
+        self._clock = clock
         self._issues = IssueLog(clock)
         self.issues: list[dict[str, Any]] = self._issues.items
         self.dropped = 0  # frames dropped: before the first keyframe, backwards, unusable
@@ -90,6 +105,11 @@ class Segmenter:
         self._init_uri: str | None = None
         self._last_keyframe: int | None = None
         self._finished = False
+        #: Segments and playlists that could not be written, and when that was last logged.
+        self.write_failures = 0
+        self._failure_logged_at: float | None = None
+        self._failures_logged = 0
+        self._has_directory = self._make_directory()
 
     # -- input ---------------------------------------------------------------------
 
@@ -155,7 +175,7 @@ class Segmenter:
             try:
                 self._playlist.finish()
             except OSError as exc:
-                self._issues.record("write_error", f"cannot write the playlist: {exc}")
+                self._write_failed("playlist_write_failed", "the playlist", exc)
         return done
 
     @property
@@ -331,7 +351,10 @@ class Segmenter:
         try:
             writer.mux(video, data, dts, dts + max(cts, 0), duration, key)
         except _MUX_ERRORS as exc:
-            self._issues.record("mux_error", f"segment {self._sequence}: {exc}")
+            if isinstance(exc, OSError):
+                self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
+            else:
+                self._issues.record("mux_error", f"segment {self._sequence}: {exc}")
             writer.abandon()
             self._writer = None
             self._next_discontinuity = True
@@ -356,8 +379,15 @@ class Segmenter:
     def _open_segment(self, dts: int, arrival: float) -> None:
         templates = self._templates
         assert templates is not None
+        if not self._has_directory:
+            self._has_directory = self._make_directory()
+            if not self._has_directory:
+                return
         try:
             self._writer = SegmentWriter(self._format, templates, self.directory / _TEMPORARY)
+        except OSError as exc:
+            self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
+            return
         except _MUX_ERRORS as exc:
             self._issues.record("mux_error", f"cannot open segment {self._sequence}: {exc}")
             return
@@ -378,7 +408,11 @@ class Segmenter:
             fmp4 = split_fmp4(data) if data is not None else None
         except _MUX_ERRORS as exc:
             writer.abandon()
-            self._issues.record("mux_error", f"cannot finish segment {self._sequence}: {exc}")
+            if isinstance(exc, OSError):
+                self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
+            else:
+                message = f"cannot finish segment {self._sequence}: {exc}"
+                self._issues.record("mux_error", message)
             self._next_discontinuity = True
             return
         if writer.packets == 0:
@@ -399,7 +433,7 @@ class Segmenter:
                 size = len(media)
         except OSError as exc:
             writer.abandon()
-            self._issues.record("write_error", f"cannot write segment {uri}: {exc}")
+            self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
             self._next_discontinuity = True
             return
         stop = end if end is not None else self._seg_end
@@ -419,7 +453,7 @@ class Segmenter:
         try:
             self._playlist.add(info)
         except OSError as exc:
-            self._issues.record("write_error", f"cannot write the playlist: {exc}")
+            self._write_failed("playlist_write_failed", "the playlist", exc)
         done.append(info)
 
     # -- issues --------------------------------------------------------------------
@@ -428,6 +462,38 @@ class Segmenter:
         name = f"{'video' if kind == VIDEO else 'audio'} codec {codec or 'unknown'}"
         message = f"{name} cannot be segmented; track skipped"
         self._issues.record("unsupported_codec", message, key=name)
+
+    def _make_directory(self) -> bool:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._write_failed("segment_write_failed", "the session folder", exc)
+            return False
+        return True
+
+    def _write_failed(self, code: str, what: str, exc: OSError) -> None:
+        """Media that could not be written: an issue every time, a log line the first
+        time and then at most every :data:`WRITE_FAILURE_LOG_INTERVAL` seconds."""
+        self.write_failures += 1
+        error = exc.strerror or str(exc)
+        self._issues.record(code, f"cannot write {what}: {error}")
+        now = self._clock()
+        last = self._failure_logged_at
+        if last is not None and now - last < WRITE_FAILURE_LOG_INTERVAL:
+            return
+        self._failure_logged_at = now
+        log_event(
+            logger,
+            logging.ERROR,
+            code,
+            session=self.session_id,
+            file=what,
+            error=error,
+            errno=exc.errno,
+            failures=self.write_failures,
+            since_last_line=self.write_failures - self._failures_logged,
+        )
+        self._failures_logged = self.write_failures
 
     def record_issue(self, code: str, message: str) -> None:
         """Record a coded problem (at most a few of each code per session)."""

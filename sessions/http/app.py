@@ -19,6 +19,7 @@ from sessions.http.timefmt import round_seconds
 from sessions.http.views import ingest_url
 from sessions.playback import Playback
 from sessions.streams import Streams
+from sessions.writes import WriteHealth
 from storage import Store
 
 _DESCRIPTION = """\
@@ -32,6 +33,7 @@ durations are seconds. Lists take `offset` and `limit` and report the `total`.
 
 Percentiles = Callable[[], dict[str, float] | None]
 Processes = Callable[[], list[dict[str, Any]]]
+StoreHealthCheck = Callable[[], WriteHealth]
 
 
 def _system_routes(
@@ -39,6 +41,7 @@ def _system_routes(
     loop_lag: Percentiles | None,
     availability: Percentiles | None,
     processes: Processes | None,
+    store_health: StoreHealthCheck | None,
 ) -> tuple[APIRouter, APIRouter]:
     """/healthz (open) and /api/status and /openapi.json (behind the token)."""
     open_routes = APIRouter(tags=["system"])
@@ -47,14 +50,20 @@ def _system_routes(
     @open_routes.get(
         "/healthz",
         summary="Liveness and readiness",
-        description='200 {"status": "ok"} once the server is ready, 503 before. No token.',
+        description='200 {"status": "ok"} once the server is ready, 503 before. While '
+        "writes to the database keep failing (locked, disk full) and are retried, still 200 "
+        '(ingest goes on) but {"status": "degraded"}, with the pending writes under '
+        '"store". No token.',
         response_model=schemas.Health,
         responses={503: {"model": schemas.Health, "description": "Still starting"}},
     )
     async def healthz() -> JSONResponse:
-        if is_ready():
+        if not is_ready():
+            return JSONResponse({"status": "starting"}, status_code=503)
+        if store_health is None:
             return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "starting"}, status_code=503)
+        health = store_health()
+        return JSONResponse({"status": health.status, "store": health.to_dict()})
 
     @guarded.get("/api/status", summary="Server status")
     async def status(context: Context) -> schemas.ServerStatus:
@@ -70,6 +79,7 @@ def _system_routes(
                 schemas.LoopLag(**available) if available is not None else None
             ),
             processes=[schemas.ProcessStatus(**p) for p in processes()] if processes else [],
+            store=schemas.StoreHealth(**store_health().to_dict()) if store_health else None,
         )
 
     return open_routes, guarded
@@ -89,9 +99,11 @@ def create_app(
     loop_lag: Percentiles | None = None,
     segment_availability: Percentiles | None = None,
     processes: Processes | None = None,
+    store_health: StoreHealthCheck | None = None,
 ) -> FastAPI:
-    """The API app. *admin_token* must not be empty; *is_ready* drives ``/healthz``;
-    with *playback*, viewers' HLS and recording routes are served too (no token)."""
+    """The API app. *admin_token* must not be empty; *is_ready* and *store_health* drive
+    ``/healthz``; with *playback*, viewers' HLS and recording routes are served too (no
+    token)."""
     app = FastAPI(
         title="rtmp-ingest",
         summary="Operators' API of a self-hosted RTMP ingest server.",
@@ -113,7 +125,9 @@ def create_app(
     )
     install_error_handlers(app)
     guard = [Depends(token_checker(admin_token))]
-    open_routes, system = _system_routes(is_ready, loop_lag, segment_availability, processes)
+    open_routes, system = _system_routes(
+        is_ready, loop_lag, segment_availability, processes, store_health
+    )
     app.include_router(open_routes)
     app.include_router(system, dependencies=guard)
     app.include_router(routes_streams.router, dependencies=guard)

@@ -113,8 +113,24 @@ class SessionPage(Page):
     items: list[Session]
 
 
+class StoreHealth(BaseModel):
+    """The server's writes to its database (every process's, added up)."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description='"degraded" while a write keeps failing (database locked, disk full, '
+        "I/O error) and is retried; ingest and accounting go on meanwhile."
+    )
+    pending_writes: int = Field(description="Writes queued and not yet in the database.")
+    last_error: str | None = Field(description="Why the failing write failed (while degraded).")
+    dropped_writes: int = Field(
+        description="Writes dropped since start because they failed in a way no retry can "
+        "fix (each one is in the log as store_write_dropped)."
+    )
+
+
 class Health(BaseModel):
-    status: Literal["ok", "starting"]
+    status: Literal["ok", "starting", "degraded"]
+    store: StoreHealth | None = None
 
 
 class LoopLag(BaseModel):
@@ -148,6 +164,9 @@ class ServerStatus(BaseModel):
         default_factory=list,
         description="The processes that accept publishers ([rtmp] processes) and how many "
         "live sessions each holds.",
+    )
+    store: StoreHealth | None = Field(
+        default=None, description="The writes to the database, of every process."
     )
 
 

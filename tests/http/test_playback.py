@@ -20,6 +20,7 @@ from ingest.config import Config
 from sessions.http import create_app
 from sessions.playback import Playback, rewrite_playlist, valid_name
 from sessions.streams import Streams
+from sessions.writes import StoreWrites
 from storage import Store
 from storage.models import SessionRecord
 
@@ -101,7 +102,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     streams = Streams(store)
     stream, _ = await streams.create("cam")
     live = Live()
-    playback = Playback(store, live, tmp_path / "media")
+    playback = Playback(store, live, tmp_path / "media", StoreWrites(store))
     app = create_app(
         store=store, streams=streams, live=live, config=Config(), admin_token="t",
         is_ready=lambda: True, playback=playback,
@@ -137,7 +138,8 @@ async def test_fetching_segments_adds_exactly_their_durations(setup: Setup) -> N
     for name in fetched:
         assert (await setup.client.get(f"/hls/{setup.playback_id}/s1/{name}")).status_code == 200
     await setup.client.get(f"/hls/{setup.playback_id}/s1/index.m3u8")  # playlists count nothing
-    await setup.playback.flush()
+    setup.playback.flush()
+    await setup.playback.writes.join()
     session = await setup.store.get_session("s1")
     assert session is not None
     assert session.viewer_seconds == pytest.approx(sum(durations[n] for n in fetched), abs=1e-9)

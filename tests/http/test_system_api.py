@@ -64,6 +64,7 @@ async def test_status_reports_version_uptime_and_live_sessions(api: Api) -> None
         "loop_lag_ms": None,
         "segment_availability_ms": None,
         "processes": [],
+        "store": None,
     }
     assert isinstance(body["version"], str) and body["version"]
 

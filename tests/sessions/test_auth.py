@@ -10,6 +10,7 @@ from ingest.hooks import PublishAttempt
 from sessions import auth
 from sessions.auth import KeyAuthorizer, address_of
 from sessions.streams import Streams
+from sessions.writes import StoreWrites
 from storage import Store
 from tests.rtmp.wire import FakeClock
 
@@ -29,7 +30,9 @@ async def test_refusals_wait_a_random_delay_in_the_configured_range(store: Store
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    authorizer = KeyAuthorizer(Streams(store), store, reject_delay=(0.2, 0.6), sleep=sleep)
+    authorizer = KeyAuthorizer(
+        Streams(store), StoreWrites(store), reject_delay=(0.2, 0.6), sleep=sleep
+    )
     for i in range(20):
         decision = await authorizer.authorize(attempt(f"nope-{i}", f"198.51.100.{i}:1"))
         assert not decision.allowed and decision.code == "NetStream.Publish.BadName"
@@ -44,7 +47,12 @@ async def test_throttle_ages_out_with_the_window(store: Store) -> None:
     streams = Streams(store)
     _, key = await streams.create("cam")
     authorizer = KeyAuthorizer(
-        streams, store, reject_delay=(0, 0), throttle_failures=3, throttle_window=60, clock=clock
+        streams,
+        StoreWrites(store),
+        reject_delay=(0, 0),
+        throttle_failures=3,
+        throttle_window=60,
+        clock=clock,
     )
     for _ in range(3):
         assert not (await authorizer.authorize(attempt("wrong"))).allowed
@@ -65,7 +73,7 @@ async def test_a_spray_of_addresses_does_not_grow_memory_forever(
     monkeypatch.setattr(auth, "_MAX_TRACKED", 50)
     clock = FakeClock()
     authorizer = KeyAuthorizer(
-        Streams(store), store, reject_delay=(0, 0), throttle_window=10, clock=clock
+        Streams(store), StoreWrites(store), reject_delay=(0, 0), throttle_window=10, clock=clock
     )
     for i in range(500):
         clock.now += 1

@@ -95,7 +95,7 @@ async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
             await asyncio.sleep(0.05)
     await _gone(first_folder)
 
-    playback = Playback(stack.store, stack.manager, stack.media_root)
+    playback = Playback(stack.store, stack.manager, stack.media_root, stack.manager.writes)
     assert (
         await playback.session_file(cam.playback_id, first.id, "index.m3u8", recording=False)
         is None

@@ -101,6 +101,17 @@ async def test_round_trip_is_exact(store: Store) -> None:
     assert await store.get_session("missing") is None
 
 
+async def test_inserting_a_session_again_keeps_the_row_there(store: Store) -> None:
+    """A retried insert (its first try may have landed) changes nothing."""
+    first = session("a", 10.0)
+    await store.insert_session(first)
+    first.bytes_received = 500
+    await store.save_sessions([first])
+    await store.insert_session(session("a", 10.0))
+    assert await store.get_session("a") == first
+    assert (await store.list_sessions())[1] == 1
+
+
 async def test_save_sessions_batch(store: Store) -> None:
     a, b, c = session("a", 10.0), session("b", 11.0), session("c", 12.0, stream_id="s2")
     for s in (a, b, c):

@@ -61,7 +61,7 @@ async def start_stack(
     await manager.start()
     streams = Streams(store, on_disabled=manager.end_stream)
     authorizer = KeyAuthorizer(
-        streams, store, reject_delay=(0.0, 0.0), throttle_failures=throttle_failures
+        streams, manager.writes, reject_delay=(0.0, 0.0), throttle_failures=throttle_failures
     )
     publishers = LivePublishers(authorizer, manager, policy)
     server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **rtmp), publishers, publishers)
