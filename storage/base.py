@@ -23,11 +23,13 @@ import aiosqlite
 
 #: The largest page a list method returns.
 MAX_LIMIT: Final = 1000
+#: The largest offset a list method takes (SQLite's largest integer).
+MAX_OFFSET: Final = 2**63 - 1
 
 
 def check_page(offset: int, limit: int) -> None:
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValueError(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
