@@ -20,13 +20,10 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
-from ingest.config import Config, ConfigError, load_config, parse_listen
+from ingest.config import Config, ConfigError, load_config
 from ingest.heap import settle_heap
 from ingest.listener import RtmpServer, listening_addresses
 from ingest.logs import apply_log_config, log_event
@@ -49,6 +46,7 @@ from ingest.systemd import (
 from ingest.workers import WorkerPool, worst
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
+from sessions.http.server import http_server
 from sessions.http.views import ingest_url, public_http_url
 from sessions.manager import SessionManager
 from sessions.playback import Playback
@@ -82,6 +80,8 @@ RESTART_KEYS = frozenset(
         "http.listen",
         "http.admin_token",
         "http.public_rtmp_url",
+        "http.header_timeout",
+        "http.max_connections",
         "storage.data_dir",
         "storage.database",
         "storage.busy_timeout",
@@ -118,14 +118,6 @@ def changed_keys(old: Config, new: Config) -> list[str]:
             if getattr(before, key.name) != getattr(after, key.name):
                 changed.append(f"{section.name}.{key.name}")
     return changed
-
-
-class _HttpServer(uvicorn.Server):
-    """uvicorn in our loop: the signals are ours, not its."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class IngestServer:
@@ -190,17 +182,7 @@ class IngestServer:
             processes=self.processes,
             store_health=self.store_health,
         )
-        host, port = parse_listen(config.http.listen)
-        self.http = _HttpServer(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-        )
+        self.http = http_server(app, config.http)
         self._http_task: asyncio.Task[None] | None = None
         self._viewer_task: asyncio.Task[None] | None = None
 

@@ -289,6 +289,11 @@ class HttpConfig:
     #: The base URL viewers reach playback at, e.g. "https://live.example.com". Empty:
     #: http://<this host's name>:<http port>.
     public_url: str = _key("")
+    #: Seconds a client has to send all of a request's headers (from the connect, or from
+    #: the first byte of a later request); then it is answered 408 and closed.
+    header_timeout: float = _key(10.0, _positive)
+    #: HTTP connections open at once; more are answered 503 and closed.
+    max_connections: int = _key(1024, _positive)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,16 +6,21 @@ Media is addressed by the stream's ``playback_id`` (random, never the key).
 
 A viewer may fetch a live session's playlist and segments, and a recorded session's.
 An ended session that was not recorded keeps its last window for the players still on it
-until :mod:`sessions.media_cleanup` deletes it, then is gone (404). Each media segment
-served adds its duration to the session's ``viewer_seconds`` (Cloudflare's viewer
-seconds), counted in memory and written in batches through the server's write queue
-(:class:`~sessions.writes.StoreWrites`).
+until :mod:`sessions.media_cleanup` deletes it, then is gone (404). Only regular files are
+served: a symbolic link in a session's folder, wherever it points, is not (404), and a file
+name is one plain name (no separators), so nothing outside the folder can be reached.
+
+Each media segment served adds its duration to the session's ``viewer_seconds``
+(Cloudflare's viewer seconds), counted in memory and written in batches through the
+server's write queue (:class:`~sessions.writes.StoreWrites`).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +48,28 @@ class LiveLookup(Protocol):
 
 def valid_name(name: str) -> bool:
     return _NAME.fullmatch(name) is not None
+
+
+def is_regular_file(path: Path) -> bool:
+    """Whether *path* is a regular file itself (a symbolic link is not, wherever it
+    points)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def read_regular_file(path: Path) -> str | None:
+    """The text of *path* if it is a regular file (never through a symbolic link)."""
+    try:
+        # O_NONBLOCK: a FIFO in its place must not block the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with open(fd, encoding="utf-8", errors="replace") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        return fh.read()
 
 
 def rewrite_playlist(text: str, prefix: str) -> str:
@@ -82,12 +109,8 @@ class Playback:
         session = self.live.live_session(stream.id)
         if session is None:
             return None
-        path = self.session_dir(playback_id, session.id) / LIVE_PLAYLIST
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return None
-        return rewrite_playlist(text, session.id)
+        text = read_regular_file(self.session_dir(playback_id, session.id) / LIVE_PLAYLIST)
+        return None if text is None else rewrite_playlist(text, session.id)
 
     async def session_file(
         self, playback_id: str, session_id: str, name: str, *, recording: bool
@@ -110,7 +133,7 @@ class Playback:
         if recording and not session.record:
             return None
         path = self.session_dir(playback_id, session_id) / name
-        if not path.is_file():
+        if not is_regular_file(path):
             return None
         return path, session
 

@@ -19,10 +19,17 @@ from storage.models import StreamRecord, hash_key
 KEY_BYTES = 24
 #: Longest stream name accepted.
 MAX_NAME_LENGTH = 200
+#: What ``str.strip()`` removes besides control characters (the other ``str.isspace()``
+#: characters), as a regular-expression class body.
+_SPACES = r" \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: A valid name (with :data:`MAX_NAME_LENGTH`), as the OpenAPI document states it: no
+#: control characters, and something besides white space. The expression reads the same
+#: in Python, ECMAScript and Rust.
+NAME_PATTERN = rf"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f{_SPACES}][^\x00-\x1f\x7f]*$"
 
 
 class InvalidName(ValueError):
-    """A stream name that is empty, too long, or has control characters."""
+    """A stream name that is empty, too long, has control characters or is not text."""
 
 
 def new_stream_key() -> str:
@@ -39,13 +46,19 @@ def new_id() -> str:
 
 
 def check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidName("stream name must not be empty")
+    """*name* without surrounding white space, if it is a valid name (see
+    :data:`NAME_PATTERN`); raises :class:`InvalidName` with the reason otherwise."""
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"stream name must be at most {MAX_NAME_LENGTH} characters")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise InvalidName("stream name must not contain control characters")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidName("stream name must be Unicode text (no lone surrogates)") from None
+    name = name.strip()
+    if not name:
+        raise InvalidName("stream name must not be empty")
     return name
 
 

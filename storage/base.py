@@ -29,6 +29,8 @@ import aiosqlite
 
 #: The largest page a list method returns.
 MAX_LIMIT: Final = 1000
+#: The largest offset a list method takes (SQLite's largest integer).
+MAX_OFFSET: Final = 2**63 - 1
 
 #: Primary result codes of faults a later try may get past: SQLITE_BUSY, SQLITE_LOCKED,
 #: SQLITE_NOMEM, SQLITE_READONLY (the file's permissions, a read-only mount), SQLITE_IOERR,
@@ -61,8 +63,8 @@ def retryable(exc: BaseException) -> bool:
 
 
 def check_page(offset: int, limit: int) -> None:
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValueError(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 

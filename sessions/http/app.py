@@ -7,14 +7,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from ingest import __version__
 from ingest.config import Config
 from sessions.http import routes_playback, routes_sessions, routes_streams, schemas
-from sessions.http.deps import ApiContext, Context, LiveSessions, token_checker
+from sessions.http.deps import ApiContext, Context, LiveSessions
 from sessions.http.errors import install_error_handlers
+from sessions.http.guard import MAX_BODY_BYTES, RequestGuard
+from sessions.http.openapi import build_openapi
 from sessions.http.timefmt import round_seconds
 from sessions.http.views import ingest_url
 from sessions.playback import Playback
@@ -22,12 +24,14 @@ from sessions.streams import Streams
 from sessions.writes import WriteHealth
 from storage import Store
 
-_DESCRIPTION = """\
+_DESCRIPTION = f"""\
 Manage the streams publishers push to, and read the ledger of their publish sessions.
 
-Every endpoint but `/healthz` needs `Authorization: Bearer <admin token>`. Errors are
-`{"error": {"code": ..., "message": ...}}`. Times are ISO 8601 UTC with milliseconds;
-durations are seconds. Lists take `offset` and `limit` and report the `total`.
+Every endpoint but `/healthz` and the viewers' playback routes needs
+`Authorization: Bearer <admin token>`. Errors are `{{"error": {{"code": ..., "message": ...}}}}`.
+Times are ISO 8601 UTC with milliseconds; durations are seconds. Lists take `offset` and
+`limit` and report the `total`. A stream is addressed by its id or its name. Request bodies
+are limited to {MAX_BODY_BYTES} bytes.
 """
 
 
@@ -42,12 +46,13 @@ def _system_routes(
     availability: Percentiles | None,
     processes: Processes | None,
     store_health: StoreHealthCheck | None,
-) -> tuple[APIRouter, APIRouter]:
-    """/healthz (open) and /api/status and /openapi.json (behind the token)."""
-    open_routes = APIRouter(tags=["system"])
-    guarded = APIRouter(tags=["system"])
+    document: dict[str, Any],
+) -> APIRouter:
+    """/healthz (open), /api/status and /openapi.json (*document*, filled in later)."""
+    router = APIRouter(tags=["system"])
 
-    @open_routes.get(
+    @router.head("/healthz", include_in_schema=False)
+    @router.get(
         "/healthz",
         summary="Liveness and readiness",
         description='200 {"status": "ok"} once the server is ready, 503 before. While '
@@ -65,7 +70,7 @@ def _system_routes(
         health = store_health()
         return JSONResponse({"status": health.status, "store": health.to_dict()})
 
-    @guarded.get("/api/status", summary="Server status")
+    @router.get("/api/status", summary="Server status")
     async def status(context: Context) -> schemas.ServerStatus:
         lag = loop_lag() if loop_lag is not None else None
         available = availability() if availability is not None else None
@@ -82,7 +87,11 @@ def _system_routes(
             store=schemas.StoreHealth(**store_health().to_dict()) if store_health else None,
         )
 
-    return open_routes, guarded
+    @router.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return document
+
+    return router
 
 
 def create_app(
@@ -104,6 +113,8 @@ def create_app(
     """The API app. *admin_token* must not be empty; *is_ready* and *store_health* drive
     ``/healthz``; with *playback*, viewers' HLS and recording routes are served too (no
     token)."""
+    if not admin_token:
+        raise ValueError("the admin token must not be empty")
     app = FastAPI(
         title="rtmp-ingest",
         summary="Operators' API of a self-hosted RTMP ingest server.",
@@ -123,21 +134,17 @@ def create_app(
         clock=clock,
         playback_base=playback_base if playback is not None else None,
     )
-    install_error_handlers(app)
-    guard = [Depends(token_checker(admin_token))]
-    open_routes, system = _system_routes(
-        is_ready, loop_lag, segment_availability, processes, store_health
+    document: dict[str, Any] = {}
+    system = _system_routes(
+        is_ready, loop_lag, segment_availability, processes, store_health, document
     )
-    app.include_router(open_routes)
-    app.include_router(system, dependencies=guard)
-    app.include_router(routes_streams.router, dependencies=guard)
-    app.include_router(routes_sessions.router, dependencies=guard)
+    routers = [system, routes_streams.router, routes_sessions.router]
     if playback is not None:
         app.state.playback = playback
-        app.include_router(routes_playback.router)
-
-    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
-    async def openapi() -> dict[str, Any]:
-        return app.openapi()
-
+        routers.append(routes_playback.router)
+    for router in routers:
+        app.include_router(router)
+    install_error_handlers(app, [route for router in routers for route in router.routes])
+    app.add_middleware(RequestGuard, admin_token=admin_token)
+    document.update(build_openapi(app))
     return app

@@ -1,27 +1,26 @@
 """What the routes depend on: the live-session manager's interface, the shared context,
-the admin bearer token, and the query parameters several routes take (paging, time
-ranges)."""
+and the query parameters several routes take (paging, time ranges), each declared with
+its type and range once, so that every route checks it the same way and the OpenAPI
+document says what is accepted. (The admin token is checked in front of the routes, by
+:mod:`sessions.http.guard`.)"""
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ingest.config import Config
 from sessions.http.errors import ApiError, bad_parameter
-from sessions.http.timefmt import parse_optional_time
+from sessions.http.timefmt import MAX_TIME, MIN_TIME, parse_optional_time
 from sessions.streams import Streams
 from storage import Store
+from storage.base import MAX_LIMIT, MAX_OFFSET
 from storage.models import SessionRecord, StreamRecord
 
-#: Largest page a list answers with.
-MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 
 
@@ -71,6 +70,21 @@ class ApiContext:
                 return session
         return None
 
+    async def stream(self, ref: str) -> StreamRecord:
+        """The stream *ref* names (an id, or else a name), or a 404."""
+        stream = await self.streams.resolve(ref)
+        if stream is None:
+            raise ApiError(404, "not_found", f"no stream with id or name {ref!r}")
+        return stream
+
+    async def stream_filter(self, ref: str | None) -> str | None:
+        """The stream id a ``stream_id`` filter means: the id of the stream *ref* names,
+        or *ref* itself (a deleted stream's id still selects its sessions)."""
+        if ref is None:
+            return None
+        stream = await self.streams.resolve(ref)
+        return ref if stream is None else stream.id
+
     async def playback_ids(self, stream_ids: set[str]) -> dict[str, str | None]:
         """The playback id of each stream (None for a deleted one)."""
         found: dict[str, str | None] = {}
@@ -89,43 +103,6 @@ def get_context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
-# --- the admin token (every route but /healthz) -------------------------------------------
-
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-#: Reads the header and declares the scheme in the OpenAPI document; it never answers by
-#: itself (``auto_error=False``), so that every 401 carries the usual error envelope.
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    scheme_name="AdminToken",
-    description="The admin token from the configuration (http.admin_token).",
-)
-
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-
-
-def token_checker(admin_token: str) -> Callable[[Credentials], Awaitable[None]]:
-    """A dependency that lets a request through only with the right bearer token
-    (compared in constant time)."""
-    if not admin_token:
-        raise ValueError("the admin token must not be empty")
-    expected = admin_token.encode("utf-8")
-
-    async def require_token(credentials: Credentials) -> None:
-        if credentials is None or not credentials.credentials:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing bearer token (Authorization: Bearer <token>)",
-                headers=_CHALLENGE,
-            )
-        presented = credentials.credentials.encode("utf-8")
-        if not hmac.compare_digest(presented, expected):
-            raise ApiError(401, "unauthorized", "invalid bearer token", headers=_CHALLENGE)
-
-    return require_token
-
-
 # --- query parameters ---------------------------------------------------------------------
 
 
@@ -136,7 +113,7 @@ class Paging:
 
 
 def paging(
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1-{MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,
@@ -153,13 +130,28 @@ class TimeRange:
     until: float | None
 
 
-_TIME_HELP = "ISO 8601 (naive means UTC) or epoch seconds."
+_TIME_HELP = (
+    "ISO 8601 (RFC 3339 date-time, e.g. 2026-11-21T19:24:10Z; without an offset it means "
+    "UTC) or epoch seconds, in the years 1 to 9999."
+)
+#: What a time parameter takes, for the OpenAPI document (see :func:`parse_time`).
+_TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": MIN_TIME, "maximum": MAX_TIME},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+
+
+def _time_query(what: str) -> Any:
+    return Query(description=f"{what} {_TIME_HELP}", json_schema_extra=_TIME_SCHEMA)
 
 
 def time_range(
-    since: Annotated[str | None, Query(description=f"From this time. {_TIME_HELP}")] = None,
-    until: Annotated[str | None, Query(description=f"Up to this time. {_TIME_HELP}")] = None,
+    since: Annotated[str | None, _time_query("From this time (included).")] = None,
+    until: Annotated[str | None, _time_query("Up to this time (excluded).")] = None,
 ) -> TimeRange:
+    """The range [since, until); one that ends before it starts selects nothing."""
     try:
         start = parse_optional_time(since)
     except ValueError as exc:
@@ -168,8 +160,6 @@ def time_range(
         end = parse_optional_time(until)
     except ValueError as exc:
         raise bad_parameter(f"until: {exc}") from None
-    if start is not None and end is not None and start > end:
-        raise bad_parameter("since must not be after until")
     return TimeRange(start, end)
 
 

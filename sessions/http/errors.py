@@ -1,24 +1,28 @@
 """Every error as ``{"error": {"code": ..., "message": ...}}``, with the right status.
 
 Handlers cover errors raised by the routes (:class:`ApiError`), FastAPI's request
-validation (400 for query and path parameters, 422 for bodies), Starlette's own 404/405,
-and anything unexpected (500, with no traceback in the body).
+validation (400 for query and path parameters, 422 for bodies, a body that is not UTF-8
+included), Starlette's own 404/405 (a 405 lists in ``Allow`` every method the path
+answers), and anything unexpected (500, with no traceback in the body).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Route
 
 from ingest.logs import log_event
 
 logger = logging.getLogger("sessions.http")
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
 
 #: Codes for the statuses Starlette raises on its own (unknown path, wrong method, ...).
 _STATUS_CODES = {
@@ -64,11 +68,15 @@ def bad_parameter(message: str) -> ApiError:
     return ApiError(400, "invalid_parameter", message)
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The body of every error answer."""
+    return {"error": {"code": code, "message": message}}
+
+
 def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message}}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    return JSONResponse(error_body(code, message), status_code=status, headers=dict(headers or {}))
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -107,11 +115,36 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "invalid_parameter", message)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "error")
-    message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return error_response(exc.status_code, code, message, exc.headers)
+#: The order methods are listed in ``Allow``.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(routes: Iterable[BaseRoute], path: str) -> str:
+    """Every method one of *routes* answers at *path*, for ``Allow``."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    known = [m for m in _METHOD_ORDER if m in methods]
+    return ", ".join(known + sorted(methods - set(known)))
+
+
+def _http_error(routes: Sequence[BaseRoute]) -> ExceptionHandler:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        headers = dict(exc.headers or {})
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if status == 400 and isinstance(exc.__cause__, ValueError):
+            # FastAPI's answer to a body it could not decode (not UTF-8): a body error,
+            # like invalid JSON.
+            status, message = 422, "the request body is not valid JSON (UTF-8)"
+        if status == 405:
+            # Starlette names only the methods of the first route that matched the path.
+            headers["Allow"] = allowed_methods(routes, request.url.path)
+        return error_response(status, _STATUS_CODES.get(status, "error"), message, headers)
+
+    return http_error
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -127,8 +160,9 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """The handlers; *routes* are every route of *app* (for ``Allow``)."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error(routes))
     app.add_exception_handler(Exception, _unexpected_error)

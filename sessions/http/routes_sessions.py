@@ -15,17 +15,19 @@ from storage.models import SessionRecord, SessionStatus
 
 router = APIRouter(tags=["sessions"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.ErrorBody, "description": "Bad query parameter"},
-    401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token"},
-}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    **_ERRORS,
     404: {"model": schemas.ErrorBody, "description": "No such session"},
 }
 
 StatusFilter = Annotated[
     Literal["live", "ended"] | None, Query(description="Only sessions with this status.")
+]
+StreamFilter = Annotated[
+    str | None,
+    Query(
+        description="Only this stream's sessions: its id or name (an id wins over another "
+        "stream's name equal to it; a deleted stream's id still selects its sessions)."
+    ),
 ]
 
 
@@ -63,16 +65,16 @@ async def session_page(
     "/api/sessions",
     summary="List sessions",
     description="Sessions, newest first. Live sessions carry their freshest counters.",
-    responses=_ERRORS,
 )
 async def list_sessions(
     context: Context,
     page: PagingParams,
     times: TimeRangeParams,
     status: StatusFilter = None,
-    stream_id: Annotated[str | None, Query(description="Only this stream's sessions.")] = None,
+    stream_id: StreamFilter = None,
 ) -> schemas.SessionPage:
-    return await session_page(context, page, stream_id=stream_id, status=status, times=times)
+    stream = await context.stream_filter(stream_id)
+    return await session_page(context, page, stream_id=stream, status=status, times=times)
 
 
 @router.get("/api/sessions/{session_id}", summary="Get a session", responses=_NOT_FOUND)
@@ -105,14 +107,11 @@ async def kick_session(context: Context, session_id: str) -> schemas.Kicked:
     summary="Totals over a time range",
     description="Session count, ingest seconds, bytes and viewer seconds.",
     tags=["analytics"],
-    responses=_ERRORS,
 )
 async def analytics(
-    context: Context,
-    times: TimeRangeParams,
-    stream_id: Annotated[str | None, Query(description="Only this stream's sessions.")] = None,
+    context: Context, times: TimeRangeParams, stream_id: StreamFilter = None
 ) -> schemas.Analytics:
     totals = await context.store.analytics(
-        since=times.since, until=times.until, stream_id=stream_id
+        since=times.since, until=times.until, stream_id=await context.stream_filter(stream_id)
     )
     return analytics_view(totals, since=times.since, until=times.until)

@@ -1,10 +1,14 @@
-"""Routes for streams: create, list, change, rotate the key, disable, delete."""
+"""Routes for streams: create, list, change, rotate the key, disable, delete.
+
+A stream is addressed by its id or its name (as on the command line): ``{stream_ref}``
+is looked up as an id first, then as a name, so an id wins over a name equal to it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
 from sessions.http import schemas
 from sessions.http.deps import ApiContext, Context, PagingParams
@@ -17,18 +21,19 @@ from storage.models import StreamRecord
 
 router = APIRouter(tags=["streams"])
 
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": schemas.ErrorBody, "description": "Missing or wrong bearer token"},
-}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    **_UNAUTHORIZED,
-    404: {"model": schemas.ErrorBody, "description": "No such stream"},
+    404: {"model": schemas.ErrorBody, "description": "No stream with this id or name"},
 }
-_CHANGES: dict[int | str, dict[str, Any]] = {
-    **_NOT_FOUND,
+_NAME_TAKEN: dict[int | str, dict[str, Any]] = {
     409: {"model": schemas.ErrorBody, "description": "The name is taken"},
-    422: {"model": schemas.ErrorBody, "description": "Invalid body"},
 }
+
+StreamRef = Annotated[
+    str,
+    Path(
+        description="The stream's id or name (an id wins over another stream's name equal to it)."
+    ),
+]
 
 
 def _view(context: ApiContext, stream: StreamRecord) -> schemas.Stream:
@@ -57,21 +62,7 @@ def _invalid_name(exc: InvalidName) -> ApiError:
     return ApiError(422, "invalid_request", f"name: {exc}")
 
 
-async def _existing(context: ApiContext, stream_id: str) -> StreamRecord:
-    stream = await context.store.get_stream(stream_id)
-    if stream is None:
-        raise not_found("stream", stream_id)
-    return stream
-
-
-@router.get(
-    "/api/streams",
-    summary="List streams",
-    responses={
-        **_UNAUTHORIZED,
-        400: {"model": schemas.ErrorBody, "description": "Bad offset or limit"},
-    },
-)
+@router.get("/api/streams", summary="List streams")
 async def list_streams(context: Context, page: PagingParams) -> schemas.StreamPage:
     records, total = await context.store.list_streams(offset=page.offset, limit=page.limit)
     items = [_view(context, stream) for stream in records]
@@ -83,7 +74,7 @@ async def list_streams(context: Context, page: PagingParams) -> schemas.StreamPa
     status_code=201,
     summary="Create a stream",
     description="The answer carries the stream key: it is shown only here and on rotate-key.",
-    responses={k: v for k, v in _CHANGES.items() if k != 404},
+    responses=_NAME_TAKEN,
 )
 async def create_stream(context: Context, body: schemas.StreamCreate) -> schemas.StreamWithKey:
     try:
@@ -95,107 +86,110 @@ async def create_stream(context: Context, body: schemas.StreamCreate) -> schemas
     return _with_key(context, stream, key)
 
 
-@router.get("/api/streams/{stream_id}", summary="Get a stream", responses=_NOT_FOUND)
-async def get_stream(context: Context, stream_id: str) -> schemas.Stream:
-    return _view(context, await _existing(context, stream_id))
+@router.get("/api/streams/{stream_ref}", summary="Get a stream", responses=_NOT_FOUND)
+async def get_stream(context: Context, stream_ref: StreamRef) -> schemas.Stream:
+    return _view(context, await context.stream(stream_ref))
 
 
-@router.patch("/api/streams/{stream_id}", summary="Change a stream", responses=_CHANGES)
+@router.patch(
+    "/api/streams/{stream_ref}",
+    summary="Change a stream",
+    responses={**_NOT_FOUND, **_NAME_TAKEN},
+)
 async def update_stream(
-    context: Context, stream_id: str, body: schemas.StreamUpdate
+    context: Context, stream_ref: StreamRef, body: schemas.StreamUpdate
 ) -> schemas.Stream:
-    stream: StreamRecord | None = await _existing(context, stream_id)
+    found = await context.stream(stream_ref)
+    stream: StreamRecord | None = found
     if body.name is not None or body.record is not None:
         try:
-            stream = await context.streams.update(stream_id, name=body.name, record=body.record)
+            stream = await context.streams.update(found.id, name=body.name, record=body.record)
         except InvalidName as exc:
             raise _invalid_name(exc) from None
         except StreamNameTaken:
             raise _name_taken((body.name or "").strip()) from None
     if body.disabled is not None and stream is not None:
-        stream = await context.streams.set_disabled(stream_id, body.disabled)
+        stream = await context.streams.set_disabled(found.id, body.disabled)
     if stream is None:
-        raise not_found("stream", stream_id)
+        raise not_found("stream", stream_ref)
     return _view(context, stream)
 
 
 @router.delete(
-    "/api/streams/{stream_id}",
+    "/api/streams/{stream_ref}",
     status_code=204,
     summary="Delete a stream",
     description="Ends its live session; its past sessions stay in the ledger.",
     responses=_NOT_FOUND,
 )
-async def delete_stream(context: Context, stream_id: str) -> Response:
-    if not await context.streams.delete(stream_id):
-        raise not_found("stream", stream_id)
+async def delete_stream(context: Context, stream_ref: StreamRef) -> Response:
+    stream = await context.stream(stream_ref)
+    if not await context.streams.delete(stream.id):
+        raise not_found("stream", stream_ref)
     return Response(status_code=204)
 
 
 @router.post(
-    "/api/streams/{stream_id}/rotate-key",
+    "/api/streams/{stream_ref}/rotate-key",
     summary="Replace the stream key",
     description="Answers with the new key (shown only here). A live publisher keeps going "
     "until it reconnects, which then needs the new key.",
     responses=_NOT_FOUND,
 )
-async def rotate_key(context: Context, stream_id: str) -> schemas.StreamWithKey:
-    rotated = await context.streams.rotate_key(stream_id)
+async def rotate_key(context: Context, stream_ref: StreamRef) -> schemas.StreamWithKey:
+    rotated = await context.streams.rotate_key((await context.stream(stream_ref)).id)
     if rotated is None:
-        raise not_found("stream", stream_id)
+        raise not_found("stream", stream_ref)
     stream, key = rotated
     return _with_key(context, stream, key)
 
 
-async def _set_disabled(context: ApiContext, stream_id: str, disabled: bool) -> schemas.Stream:
+async def _set_disabled(context: ApiContext, stream_ref: str, disabled: bool) -> schemas.Stream:
+    stream_id = (await context.stream(stream_ref)).id
     stream = await context.streams.set_disabled(stream_id, disabled)
     if stream is None:
-        raise not_found("stream", stream_id)
+        raise not_found("stream", stream_ref)
     return _view(context, stream)
 
 
 @router.post(
-    "/api/streams/{stream_id}/disable",
+    "/api/streams/{stream_ref}/disable",
     summary="Disable a stream",
     description='Refuses its publishers and ends its live session ("key_disabled").',
     responses=_NOT_FOUND,
 )
-async def disable_stream(context: Context, stream_id: str) -> schemas.Stream:
-    return await _set_disabled(context, stream_id, True)
+async def disable_stream(context: Context, stream_ref: StreamRef) -> schemas.Stream:
+    return await _set_disabled(context, stream_ref, True)
 
 
-@router.post("/api/streams/{stream_id}/enable", summary="Enable a stream", responses=_NOT_FOUND)
-async def enable_stream(context: Context, stream_id: str) -> schemas.Stream:
-    return await _set_disabled(context, stream_id, False)
+@router.post("/api/streams/{stream_ref}/enable", summary="Enable a stream", responses=_NOT_FOUND)
+async def enable_stream(context: Context, stream_ref: StreamRef) -> schemas.Stream:
+    return await _set_disabled(context, stream_ref, False)
 
 
 @router.get(
-    "/api/streams/{stream_id}/sessions/active",
+    "/api/streams/{stream_ref}/sessions/active",
     summary="The stream's live session",
     responses={
-        **_UNAUTHORIZED,
         404: {"model": schemas.ErrorBody, "description": "No such stream, or it is not live"},
     },
 )
-async def active_session(context: Context, stream_id: str) -> schemas.Session:
-    await _existing(context, stream_id)
-    record = context.live.live_session(stream_id)
+async def active_session(context: Context, stream_ref: StreamRef) -> schemas.Session:
+    stream = await context.stream(stream_ref)
+    record = context.live.live_session(stream.id)
     if record is None:
-        raise ApiError(404, "not_live", f"stream {stream_id!r} is not live")
+        raise ApiError(404, "not_live", f"stream {stream_ref!r} is not live")
     return (await session_views(context, [record]))[0]
 
 
 @router.get(
-    "/api/streams/{stream_id}/sessions",
+    "/api/streams/{stream_ref}/sessions",
     summary="The stream's sessions",
     description="Newest first.",
-    responses={
-        **_NOT_FOUND,
-        400: {"model": schemas.ErrorBody, "description": "Bad query parameter"},
-    },
+    responses=_NOT_FOUND,
 )
 async def stream_sessions(
-    context: Context, stream_id: str, page: PagingParams, status: StatusFilter = None
+    context: Context, stream_ref: StreamRef, page: PagingParams, status: StatusFilter = None
 ) -> schemas.SessionPage:
-    await _existing(context, stream_id)
-    return await session_page(context, page, stream_id=stream_id, status=status)
+    stream = await context.stream(stream_ref)
+    return await session_page(context, page, stream_id=stream.id, status=status)

@@ -9,10 +9,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sessions.streams import MAX_NAME_LENGTH, NAME_PATTERN
+
 _TIME = "ISO 8601 UTC with milliseconds, e.g. 2026-11-21T19:24:10.123Z"
 
 
 # --- requests -----------------------------------------------------------------------------
+
+#: What a name must be, for the document; :func:`sessions.streams.check_name` enforces it
+#: (with a readable message).
+_NAME_RULES: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": NAME_PATTERN,
+}
 
 
 class StreamCreate(BaseModel):
@@ -20,7 +30,11 @@ class StreamCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(description="Unique, human-readable name (1-200 characters).")
+    name: str = Field(
+        description=f"Unique, human-readable name (1-{MAX_NAME_LENGTH} characters, no "
+        "control characters, not only white space, which is trimmed from both ends).",
+        json_schema_extra=_NAME_RULES,
+    )
     record: bool = Field(False, description="Keep a recording of every session.")
 
 
@@ -29,7 +43,9 @@ class StreamUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str | None = Field(None, description="New unique name.")
+    name: str | None = Field(
+        None, description="New unique name (as on create).", json_schema_extra=_NAME_RULES
+    )
     record: bool | None = Field(None, description="Keep a recording of every session.")
     disabled: bool | None = Field(
         None, description="A disabled stream refuses publishers and ends its live session."

@@ -6,6 +6,7 @@ and the segment rows carry the durations ffmpeg wrote in the playlist.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -202,7 +203,7 @@ async def test_not_found_cases(setup: Setup) -> None:
         assert r.json()["error"]["code"] == "not_found"
     # A path that climbs out of the session folder matches no playback route at all.
     r = await setup.client.get(f"/hls/{pid}/s-gone/..%2Fs-gone.flv")
-    assert r.status_code in (404, 405)
+    assert r.status_code == 404
     assert b"FLV" not in r.content
 
 
@@ -223,3 +224,86 @@ def test_names_and_rewriting() -> None:
     assert rewrite_playlist(text, "S") == (
         '#EXTM3U\n#EXT-X-MAP:URI="S/init.mp4"\n#EXTINF:2.000,\nS/seg_1.m4s\n'
     )
+
+
+async def test_every_playback_404_allows_any_origin(setup: Setup) -> None:
+    """A browser player must see "not found" (hls.js retries), not a CORS failure."""
+    await _session(setup, "s-gone", record=False, live=False)
+    shutil.rmtree(setup.media / setup.playback_id / "s-gone")  # as the server deletes it
+    pid = setup.playback_id
+    origin = {"Origin": "https://player.example"}
+    for url in (
+        f"/hls/{pid}/index.m3u8",  # not live (any more)
+        "/hls/unknown/index.m3u8",
+        f"/hls/{pid}/s-gone/seg_00000.ts",
+        f"/recordings/{pid}/s-gone/recording.mp4",
+        f"/hls/{pid}/too/deep/for/a/route.ts",  # no route at all
+    ):
+        r = await setup.client.get(url, headers=origin)
+        assert r.status_code == 404, url
+        assert r.headers["access-control-allow-origin"] == "*", url
+        assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_head_answers_like_get_without_the_body(setup: Setup) -> None:
+    names = await _session(setup, "s-live", record=False, live=True)
+    await _session(setup, "s-rec", record=True, live=False)
+    pid = setup.playback_id
+    for url in (
+        "/healthz",
+        f"/hls/{pid}/index.m3u8",
+        f"/hls/{pid}/s-live/index.m3u8",
+        f"/hls/{pid}/s-live/{names[0]}",
+        f"/recordings/{pid}/s-rec/vod.m3u8",
+        f"/recordings/{pid}/s-rec/recording.mp4",
+    ):
+        get = await setup.client.get(url)
+        head = await setup.client.head(url)
+        assert head.status_code == get.status_code == 200, url
+        assert head.content == b"", url
+        assert head.headers["content-type"] == get.headers["content-type"], url
+        assert head.headers["content-length"] == str(len(get.content)), url
+    assert (await setup.client.head(f"/hls/{pid}/s-live/nope.ts")).status_code == 404
+    # Only the GETs count viewer seconds.
+    before = setup.playback._viewer_seconds.get("s-live", 0.0)
+    await setup.client.head(f"/hls/{pid}/s-live/{names[1]}")
+    assert setup.playback._viewer_seconds.get("s-live", 0.0) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/hls/p/index.m3u8"), ("DELETE", "/recordings/p/s/recording.mp4")],
+)
+async def test_405_on_playback_lists_what_the_path_answers(
+    setup: Setup, method: str, path: str
+) -> None:
+    r = await setup.client.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+async def test_only_regular_files_are_served(setup: Setup, tmp_path: Path) -> None:
+    """A symbolic link in a session folder is not followed, wherever it points; a FIFO is
+    not opened."""
+    names = await _session(setup, "s-live", record=True, live=True)
+    folder = setup.media / setup.playback_id / "s-live"
+    secret = tmp_path / "secret.ts"
+    secret.write_bytes(b"\x47 not for viewers")
+    (folder / "outside.ts").symlink_to(secret)
+    (folder / "inside.ts").symlink_to(folder / names[0])
+    (folder / "relative.ts").symlink_to(names[0])
+    os.mkfifo(folder / "fifo.ts")
+    pid = setup.playback_id
+    for name in ("outside.ts", "inside.ts", "relative.ts", "fifo.ts"):
+        for base in ("hls", "recordings"):
+            r = await setup.client.get(f"/{base}/{pid}/s-live/{name}")
+            assert r.status_code == 404, (base, name)
+            assert b"not for viewers" not in r.content
+    assert (await setup.client.get(f"/hls/{pid}/s-live/{names[0]}")).status_code == 200
+    # The live playlist itself, replaced by a link, is not read through it.
+    playlist = folder / "index.m3u8"
+    playlist.rename(tmp_path / "index.m3u8")
+    playlist.symlink_to(tmp_path / "index.m3u8")
+    assert (await setup.client.get(f"/hls/{pid}/index.m3u8")).status_code == 404
+    assert (await setup.client.get(f"/hls/{pid}/s-live/index.m3u8")).status_code == 404

@@ -131,7 +131,10 @@ async def test_list_by_time_range(
         {"until": "2026-13-01"},
         {"since": "nan"},
         {"since": ""},
-        {"since": "2026-11-22", "until": "2026-11-21"},
+        {"since": "1e308"},
+        {"since": "9" * 400},
+        {"until": "99999999999999999999"},
+        {"until": "-1e20"},
         {"status": "paused"},
     ],
 )
@@ -143,6 +146,29 @@ async def test_bad_filters_are_400(api: Api, params: dict[str, str | int]) -> No
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "invalid_parameter" and error["message"]
+
+
+async def test_a_range_that_ends_before_it_starts_selects_nothing(api: Api) -> None:
+    await _ledger(api)
+    params = {"since": "2026-11-22", "until": "2026-11-21"}
+    page = (await api.get("/api/sessions", **params)).json()
+    assert page["items"] == [] and page["total"] == 0
+    totals = (await api.get("/api/analytics", **params)).json()
+    assert totals["count"] == 0
+    assert totals["since"] == "2026-11-22T00:00:00.000Z"
+
+
+async def test_times_at_the_ends_of_the_calendar_are_accepted(api: Api) -> None:
+    await _ledger(api)
+    for since, shown in [
+        ("-62135596800", "0001-01-01T00:00:00.000Z"),
+        # An offset carries the first day of year 1 before it in UTC: the same bound.
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00.000Z"),
+        ("253402300799.999", "9999-12-31T23:59:59.999Z"),
+    ]:
+        response = await api.get("/api/analytics", since=since)
+        assert response.status_code == 200, response.text
+        assert response.json()["since"] == shown
 
 
 async def test_live_rows_are_replaced_by_their_in_memory_versions(api: Api) -> None:

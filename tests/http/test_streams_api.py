@@ -213,3 +213,51 @@ async def test_status_follows_the_live_sessions(api: Api) -> None:
     assert session["playback_id"] == created["playback_id"]
     listed = (await api.get("/api/streams")).json()["items"][0]
     assert listed["status"] == "live"
+
+
+async def test_a_stream_is_addressed_by_its_name_everywhere(api: Api) -> None:
+    """What the command line takes (REF) the API takes too."""
+    created = await _create(api, "default")
+    stream_id = str(created["id"])
+    await api.store.insert_session(session_record(stream_id, "s1"))
+    response = await api.get("/api/streams/default")
+    assert response.status_code == 200 and response.json()["id"] == stream_id
+    sessions = (await api.get("/api/streams/default/sessions")).json()
+    assert [s["id"] for s in sessions["items"]] == ["s1"]
+    assert (await api.get("/api/streams/default/sessions/active")).json()["error"][
+        "code"
+    ] == "not_live"
+    api.live.sessions["s2"] = session_record(stream_id, "s2")
+    assert (await api.get("/api/streams/default/sessions/active")).json()["id"] == "s2"
+    assert (await api.post("/api/streams/default/disable")).json()["disabled"] is True
+    assert (await api.post("/api/streams/default/enable")).json()["disabled"] is False
+    rotated = await api.post("/api/streams/default/rotate-key")
+    assert rotated.status_code == 200 and rotated.json()["id"] == stream_id
+    renamed = await api.patch("/api/streams/default", {"name": "studio"})
+    assert renamed.status_code == 200 and renamed.json()["id"] == stream_id
+    assert (await api.get("/api/streams/default")).status_code == 404
+    assert (await api.delete("/api/streams/studio")).status_code == 204
+    assert (await api.get(f"/api/streams/{stream_id}")).status_code == 404
+
+
+async def test_an_id_wins_over_a_name_equal_to_it(api: Api) -> None:
+    first = await _create(api, "first")
+    # A second stream named after the first one's id.
+    await _create(api, str(first["id"]))
+    response = await api.get(f"/api/streams/{first['id']}")
+    assert response.json()["name"] == "first"
+
+
+async def test_the_stream_filters_take_a_name(api: Api) -> None:
+    created = await _create(api, "default")
+    other = await _create(api, "other")
+    await api.store.insert_session(session_record(str(created["id"]), "s1"))
+    await api.store.insert_session(session_record(str(other["id"]), "s2"))
+    page = (await api.get("/api/sessions", stream_id="default")).json()
+    assert [s["id"] for s in page["items"]] == ["s1"]
+    assert (await api.get("/api/analytics", stream_id="default")).json()["count"] == 1
+    assert (await api.get("/api/analytics", stream_id="nothing")).json()["count"] == 0
+    # A deleted stream's sessions are still found by its id.
+    assert (await api.delete("/api/streams/other")).status_code == 204
+    page = (await api.get("/api/sessions", stream_id=str(other["id"]))).json()
+    assert [s["id"] for s in page["items"]] == ["s2"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.http.deps import token_checker
-from tests.http.conftest import AUTH, TOKEN, Api, session_record
+from ingest.config import Config
+from sessions.http import create_app
+from tests.http.conftest import AUTH, TOKEN, Api, FakeLive, session_record
 
 
 async def test_healthz_is_503_until_ready_then_200_without_a_token(api: Api) -> None:
@@ -45,9 +46,16 @@ async def test_a_wrong_token_cannot_change_anything(api: Api) -> None:
     assert (await api.store.list_streams())[1] == 0
 
 
-def test_an_empty_admin_token_is_refused() -> None:
+def test_an_empty_admin_token_is_refused(api: Api) -> None:
     with pytest.raises(ValueError):
-        token_checker("")
+        create_app(
+            store=api.store,
+            streams=api.streams,
+            live=FakeLive(),
+            config=Config(),
+            admin_token="",
+            is_ready=lambda: True,
+        )
 
 
 async def test_status_reports_version_uptime_and_live_sessions(api: Api) -> None:
@@ -102,12 +110,12 @@ async def test_openapi_lists_every_path_with_the_bearer_scheme(api: Api) -> None
         "/healthz",
         "/api/status",
         "/api/streams",
-        "/api/streams/{stream_id}",
-        "/api/streams/{stream_id}/rotate-key",
-        "/api/streams/{stream_id}/disable",
-        "/api/streams/{stream_id}/enable",
-        "/api/streams/{stream_id}/sessions",
-        "/api/streams/{stream_id}/sessions/active",
+        "/api/streams/{stream_ref}",
+        "/api/streams/{stream_ref}/rotate-key",
+        "/api/streams/{stream_ref}/disable",
+        "/api/streams/{stream_ref}/enable",
+        "/api/streams/{stream_ref}/sessions",
+        "/api/streams/{stream_ref}/sessions/active",
         "/api/sessions",
         "/api/sessions/{session_id}",
         "/api/sessions/{session_id}/kick",
@@ -120,5 +128,6 @@ async def test_openapi_lists_every_path_with_the_bearer_scheme(api: Api) -> None
     assert "playback_id" in schemas["Session"]["properties"]
 
 
-async def test_interactive_docs_are_not_served_unauthenticated(api: Api) -> None:
-    assert (await api.client.get("/docs")).status_code == 404
+async def test_interactive_docs_are_not_served(api: Api) -> None:
+    assert (await api.client.get("/docs")).status_code == 401
+    assert (await api.get("/docs")).status_code == 404
