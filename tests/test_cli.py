@@ -77,19 +77,46 @@ async def _start_server(
                 return proc, int(match.group(1)), lines
 
 
-def _config(tmp_path: Path, **extra: str) -> Path:
+def _config(tmp_path: Path, http_listen: str = "127.0.0.1:0") -> Path:
     config = tmp_path / "config.toml"
     lines = [
         "[rtmp]",
         'listen = "127.0.0.1:0"',
         "[http]",
-        'listen = "127.0.0.1:0"',
+        f'listen = "{http_listen}"',
         'public_rtmp_url = "rtmp://ingest.example/live"',
         "[storage]",
         f'data_dir = "{tmp_path / "data"}"',
     ]
     config.write_text("\n".join(lines) + "\n")
     return config
+
+
+def test_serve_exits_with_a_reason_when_the_http_port_is_taken(tmp_path: Path) -> None:
+    """uvicorn's own ``sys.exit`` on a failed bind used to tear the loop down mid-task and
+    leave the process hanging, deaf to SIGTERM."""
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, http_listen=f"127.0.0.1:{port}")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError("serve hung after its HTTP port was found taken") from None
+    assert proc.returncode == 1
+    assert f"the HTTP API could not listen on 127.0.0.1:{port}" in err, err
 
 
 async def test_serve_on_a_fresh_data_dir_prints_the_default_stream_once(

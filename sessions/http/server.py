@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import ClassVar, Final
@@ -167,11 +168,20 @@ def protocol_class(limits: HttpLimits) -> type[LimitedH11Protocol]:
 
 
 class HttpServer(uvicorn.Server):
-    """uvicorn in the caller's loop: the signals are the caller's, not its."""
+    """uvicorn in the caller's loop: the signals are the caller's, not its, and a failure
+    to start (an address in use) is an :class:`OSError` for the caller, not the
+    ``SystemExit`` uvicorn raises, which would tear the caller's loop down mid-task."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:
+            host, port = self.config.host, self.config.port
+            raise OSError(f"the HTTP API could not listen on {host}:{port}") from None
 
 
 def http_server(
