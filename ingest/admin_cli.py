@@ -147,7 +147,7 @@ def add_commands(
 async def _run(config: Config, command: cmd.Command, args: argparse.Namespace) -> None:
     path = database_path(config)
     try:
-        store = await Store.open(path)
+        store = await Store.open(path, busy_timeout=config.storage.busy_timeout)
     except (OSError, sqlite3.Error, RuntimeError) as exc:
         raise cmd.CommandError(f"cannot open the database {path}: {exc}") from None
     try:

@@ -3,7 +3,10 @@
 Handlers cover errors raised by the routes (:class:`ApiError`), FastAPI's request
 validation (400 for query and path parameters, 422 for bodies, a body that is not UTF-8
 included), Starlette's own 404/405 (a 405 lists in ``Allow`` every method the path
-answers), and anything unexpected (500, with no traceback in the body).
+answers), a store that stayed locked or full past its busy timeout (503 with
+``Retry-After``: the operator's request, unlike the server's own writes, is not queued, so
+the client is told to try again), and anything unexpected (500, with no traceback in the
+body).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
 from ingest.logs import log_event
+from storage import retryable
 
 logger = logging.getLogger("sessions.http")
 
@@ -147,7 +151,26 @@ def _http_error(routes: Sequence[BaseRoute]) -> ExceptionHandler:
     return http_error
 
 
+#: Seconds a client is asked to wait before it tries a request the store refused again.
+STORE_RETRY_AFTER = 1
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if retryable(exc):
+        log_event(
+            logger,
+            logging.WARNING,
+            "http_store_unavailable",
+            method=request.method,
+            path=request.url.path,
+            error=str(exc),
+        )
+        return error_response(
+            503,
+            "store_unavailable",
+            f"the database cannot be used for now ({exc}); try again",
+            {"Retry-After": str(STORE_RETRY_AFTER)},
+        )
     log_event(
         logger,
         logging.ERROR,

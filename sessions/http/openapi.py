@@ -7,6 +7,8 @@ rules that produce them, rather than route by route:
   (:func:`sessions.http.guard.is_open`);
 - 400 on every operation with query parameters (their checks are in ``deps``);
 - 413 and 422 on every operation that takes a body (the size limit is the guard's);
+- 503 on every operation behind the token: the database stayed locked (or its disk full)
+  for longer than the store's busy timeout (:mod:`sessions.http.errors`);
 - FastAPI's own 422 (its ``HTTPValidationError`` shape, which this API never sends) goes.
 """
 
@@ -35,6 +37,7 @@ _UNAUTHORIZED: Final = _error("Missing or wrong bearer token")
 _BAD_PARAMETER: Final = _error("Bad query parameter")
 _TOO_LARGE: Final = _error(f"The body is larger than {MAX_BODY_BYTES} bytes")
 _BAD_BODY: Final = _error("The body is not the JSON object described")
+_STORE_BUSY: Final = _error("The database is locked or full for now; try again")
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -75,6 +78,7 @@ def _declare_errors(path: str, operation: dict[str, Any]) -> None:
     if not is_open(path):
         operation["security"] = [{SECURITY_SCHEME: []}]
         responses.setdefault("401", _UNAUTHORIZED)
+        responses.setdefault("503", _STORE_BUSY)
     if any(p.get("in") == "query" for p in operation.get("parameters", [])):
         responses.setdefault("400", _BAD_PARAMETER)
     if "requestBody" in operation:

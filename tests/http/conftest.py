@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,9 +87,9 @@ def session_record(
     return record
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    store = await Store.open(tmp_path / "ledger.db")
+@contextlib.asynccontextmanager
+async def serve_store(store: Store) -> AsyncIterator[Api]:
+    """The API over *store* (closed on exit), called in-process."""
     try:
         streams = Streams(store, clock=TickingClock(T0))
         live = FakeLive()
@@ -107,6 +108,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             yield Api(client, store, streams, live, ready)
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with serve_store(await Store.open(tmp_path / "ledger.db")) as served:
+        yield served
 
 
 class TickingClock:

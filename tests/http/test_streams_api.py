@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from tests.http.conftest import AUTH, INGEST_URL, Api, session_record
+from storage import Store
+from tests.http.conftest import AUTH, INGEST_URL, Api, serve_store, session_record
 
 _ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -261,3 +264,22 @@ async def test_the_stream_filters_take_a_name(api: Api) -> None:
     assert (await api.delete("/api/streams/other")).status_code == 204
     page = (await api.get("/api/sessions", stream_id=str(other["id"]))).json()
     assert [s["id"] for s in page["items"]] == ["s2"]
+
+
+async def test_a_locked_database_is_503_with_retry_after(tmp_path: Path) -> None:
+    """The store stayed locked past its busy timeout: the operator is told to try again
+    (503, ``Retry-After``), not shown a 500, and the same request works once it clears."""
+    store = await Store.open(tmp_path / "ledger.db", busy_timeout=0.05)
+    async with serve_store(store) as api:
+        holder = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            r = await api.post("/api/streams", json={"name": "studio"})
+            assert r.status_code == 503
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["error"]["code"] == "store_unavailable"
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        r = await api.post("/api/streams", json={"name": "studio"})
+        assert r.status_code == 201
