@@ -316,7 +316,8 @@ class SessionManager:
             )
 
     async def sweep_recordings(self, days: int) -> int:
-        """Delete recordings of sessions that ended more than ``days`` days ago."""
+        """Delete recordings of sessions that ended more than ``days`` days ago; returns
+        once the ledger says so (their writes landed)."""
         if self.media is None or days <= 0:
             return 0
         cutoff = self.clock() - days * 86400
@@ -327,6 +328,8 @@ class SessionManager:
                 status="ended", until=cutoff, offset=offset, limit=500
             )
             if not page:
+                if removed:
+                    await self.writes.join()
                 return removed
             offset += len(page)
             owners = await self.store.playback_ids({r.stream_id for r in page})
