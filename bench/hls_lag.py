@@ -22,9 +22,9 @@ from typing import Any
 
 from bench.media import make_benchmark_clip
 from bench.parse_throughput import machine
-from ingest.app import IngestServer
 from ingest.config import Config, HlsConfig, HttpConfig, RtmpConfig, StorageConfig
-from ingest.runtime import database_path
+from ingest.server.app import IngestServer
+from ingest.server.runtime import database_path
 from storage import Store
 
 TICK = 0.010

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
-from ingest.logs import log_event
-from ingest.looplag import percentiles_ms
+from ingest.logs import log_event, percentiles_ms
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import SegmentInfo

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from bench.media import make_flv
-from ingest.admin_commands import format_bytes, format_duration
-from ingest.cli import main
+from ingest.server.admin_commands import format_bytes, format_duration
+from ingest.server.cli import main
 from sessions.http.timefmt import format_time
 from storage import SessionRecord, Store
 from tests.sessions.test_api_after_publish import AUTH, api, stack  # noqa: F401 (fixtures)

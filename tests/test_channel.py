@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.channel import (
+from ingest.config import Config, HlsConfig, RtmpConfig, config_from_dict, config_to_dict
+from ingest.server.channel import (
     MAX_FRAME,
     Channel,
     ChannelClosed,
@@ -19,8 +20,7 @@ from ingest.channel import (
     RemoteError,
     encode_frame,
 )
-from ingest.config import Config, HlsConfig, RtmpConfig, config_from_dict, config_to_dict
-from ingest.workers import record_from_dict, record_to_dict
+from ingest.server.workers import record_from_dict, record_to_dict
 from storage.models import SessionRecord
 
 MESSAGES: list[Message] = [

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from bench.media import make_flv
-from ingest.app import serve
 from ingest.config import load_config
+from ingest.server.app import serve
 from sessions.streams import Streams
 from storage import Store
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from ingest.heap import YOUNG_THRESHOLD, limit_malloc_arenas, settle_heap
+from ingest.server.heap import YOUNG_THRESHOLD, limit_malloc_arenas, settle_heap
 
 
 def _threads_arenas(limit: bool) -> int:
@@ -19,7 +19,7 @@ def _threads_arenas(limit: bool) -> int:
     script = textwrap.dedent(
         f"""
         import ctypes, ctypes.util, os, tempfile, threading
-        from ingest.heap import limit_malloc_arenas
+        from ingest.server.heap import limit_malloc_arenas
         if {limit}:
             assert limit_malloc_arenas()
         def work():

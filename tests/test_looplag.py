@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ingest.looplag import LoopLagMonitor
+from ingest.server.looplag import LoopLagMonitor
 
 
 async def test_a_blocked_loop_shows_as_lag() -> None:

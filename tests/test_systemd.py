@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.systemd import (
+from ingest.server.systemd import (
     Notifier,
     activated_sockets,
     journal_stream,
@@ -257,7 +257,7 @@ def test_journal_stream(monkeypatch: pytest.MonkeyPatch) -> None:
 # activated_sockets for this process and print what it returned.
 _CHILD = r"""
 import fcntl, json, os, socket, sys
-from ingest.systemd import activated_sockets
+from ingest.server.systemd import activated_sockets
 
 fds = [int(a) for a in sys.argv[1].split(",")]
 high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]

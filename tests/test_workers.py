@@ -28,7 +28,7 @@ from bench.media import make_flv
 from ingest.config import Config, RtmpConfig
 from ingest.hooks import Decision, PublishAttempt
 from ingest.rtmp.events import StatusReceived
-from ingest.workers import WorkerPool, attempt_to_dict
+from ingest.server.workers import WorkerPool, attempt_to_dict
 from sessions.publishers import DuplicatePolicy, LivePublishers
 from sessions.streams import Streams
 from storage import Store

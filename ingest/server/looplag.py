@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
+
+from ingest.logs import percentiles_ms
 
 
 class LoopLagMonitor:
@@ -36,15 +37,3 @@ class LoopLagMonitor:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-def percentiles_ms(samples: Iterable[float]) -> dict[str, float] | None:
-    """p50, p99 and max of durations in seconds, as milliseconds (None if empty)."""
-    ordered = sorted(samples)
-    if not ordered:
-        return None
-    return {
-        "p50": round(ordered[len(ordered) // 2] * 1000, 2),
-        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        "max": round(ordered[-1] * 1000, 2),
-    }

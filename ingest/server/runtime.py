@@ -1,7 +1,7 @@
 """What the main process and the worker processes derive alike from the configuration:
 where the store and the media live, the segmenting settings, the duplicate-publish policy.
 
-Kept apart from :mod:`ingest.app` so that a worker process does not import the HTTP API.
+Kept apart from :mod:`ingest.server.app` so that a worker process does not import the HTTP API.
 """
 
 from __future__ import annotations

@@ -7,11 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ingest import __version__, admin_cli
+from ingest import __version__
 from ingest.config import Config, ConfigError, load_config
-from ingest.eventloop import run_loop
-from ingest.heap import limit_malloc_arenas
 from ingest.logs import apply_log_config
+from ingest.server import admin_cli
+from ingest.server.eventloop import run_loop
+from ingest.server.heap import limit_malloc_arenas
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command in admin_cli.COMMANDS:
         return admin_cli.run(config, args)
-    from ingest.app import serve
+    from ingest.server.app import serve
 
     apply_log_config(config.log)
     limit_malloc_arenas()

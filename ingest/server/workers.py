@@ -1,6 +1,6 @@
 """Worker processes, as the main process runs them (``[rtmp] processes`` above 1).
 
-Each worker process (:mod:`ingest.worker`) accepts publishers on the RTMP port, which the
+Each worker process (:mod:`ingest.server.worker`) accepts publishers on the RTMP port, which the
 workers share through ``SO_REUSEPORT`` (the kernel spreads new connections over them), and
 runs its own sessions and segmenters, writing to the same store. What must be decided once
 for the whole server stays here, in the main process:
@@ -27,10 +27,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ingest.channel import Channel, ChannelClosed, Message, RemoteError
 from ingest.config import Config, config_to_dict
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
+from ingest.server.channel import Channel, ChannelClosed, Message, RemoteError
 from sessions.manager import SessionManager
 from sessions.publishers import LivePublishers
 from sessions.writes import WriteHealth
@@ -214,7 +214,7 @@ class WorkerPool:
             worker.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "ingest.worker",
+                "ingest.server.worker",
                 str(child.fileno()),
                 pass_fds=(child.fileno(), *self._fds),
                 env=worker_environ(),

@@ -1,9 +1,9 @@
-"""One worker process (``[rtmp] processes`` above 1; see :mod:`ingest.workers`).
+"""One worker process (``[rtmp] processes`` above 1; see :mod:`ingest.server.workers`).
 
 It accepts publishers on the shared RTMP port, runs the sessions of the ones it accepted
 and their segmenters, and writes them to the store. Keys and the one-publisher-per-stream
 rule are the main process's: each publish is authorized there, over the channel it was
-started with (``python -m ingest.worker FD``). It reports every session as it opens, at
+started with (``python -m ingest.server.worker FD``). It reports every session as it opens, at
 every flush and once its end is stored. It stops gracefully (live sessions end as
 ``shutdown``) when the main process says so, when the main process goes away, or on
 SIGTERM/SIGINT; a second signal exits at once.
@@ -19,16 +19,16 @@ import socket
 import sys
 from typing import Any
 
-from ingest.channel import Channel, ChannelClosed, Message
 from ingest.config import config_from_dict
-from ingest.eventloop import run_loop
-from ingest.heap import limit_malloc_arenas, settle_heap
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.listener import RtmpServer, number_connections_from
 from ingest.logs import apply_log_config
-from ingest.looplag import LoopLagMonitor
-from ingest.runtime import database_path, media_executor, media_settings
-from ingest.workers import attempt_to_dict, record_to_dict
+from ingest.server.channel import Channel, ChannelClosed, Message
+from ingest.server.eventloop import run_loop
+from ingest.server.heap import limit_malloc_arenas, settle_heap
+from ingest.server.looplag import LoopLagMonitor
+from ingest.server.runtime import database_path, media_executor, media_settings
+from ingest.server.workers import attempt_to_dict, record_to_dict
 from sessions.manager import SessionManager
 from sessions.publishers import ReleasingSink
 from storage import Store

@@ -3,7 +3,7 @@ against the same SQLite store as ``serve``.
 
 ``streams create|list|show|rotate-key|disable|enable|delete``, ``sessions list|show`` and
 ``analytics``; a stream is named by id or by name (REF). The commands themselves are in
-:mod:`ingest.admin_commands`.
+:mod:`ingest.server.admin_commands`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest import admin_commands as cmd
 from ingest.config import Config
+from ingest.server import admin_commands as cmd
 from sessions.http.views import ingest_url
 from sessions.streams import Streams
 from storage import Store

@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import Config, ConfigError, load_config
-from ingest.heap import settle_heap
 from ingest.listener import RtmpServer, listening_addresses
 from ingest.logs import apply_log_config, log_event
-from ingest.looplag import LoopLagMonitor
-from ingest.runtime import (
+from ingest.server.heap import settle_heap
+from ingest.server.looplag import LoopLagMonitor
+from ingest.server.runtime import (
     database_path,
     duplicate_policy,
     media_executor,
     media_root,
     media_settings,
 )
-from ingest.systemd import (
+from ingest.server.systemd import (
     ActivatedSockets,
     Notifier,
     activated_sockets,
@@ -43,7 +43,7 @@ from ingest.systemd import (
     run_watchdog,
     watchdog_interval,
 )
-from ingest.workers import WorkerPool, worst
+from ingest.server.workers import WorkerPool, worst
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
 from sessions.http.server import http_server
