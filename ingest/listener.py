@@ -28,7 +28,7 @@ from ingest.config import RtmpConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
 from ingest.logs import log_event
 from ingest.rtmp import events as ev
-from ingest.rtmp.events import NEED_DATA
+from ingest.rtmp.events import NEED_DATA, EndCause
 from ingest.rtmp.server import REJECT_CODES, ServerConnection
 
 logger = logging.getLogger("ingest.listener")
@@ -171,7 +171,7 @@ class RtmpProtocol(asyncio.Protocol):
                 "connection_failed",
                 exc_info=exc,
             )
-            self._end_sink("protocol_error", f"internal error: {type(exc).__name__}")
+            self._end_sink(EndCause.PROTOCOL_ERROR, f"internal error: {type(exc).__name__}")
             self._abort()
             return
         self._update_reading()
@@ -204,7 +204,7 @@ class RtmpProtocol(asyncio.Protocol):
             )
             self._auth_task = asyncio.ensure_future(self._authorize(attempt))
         elif isinstance(event, ev.Unpublished):
-            self._end_sink("unpublished", f"publisher sent {event.command}")
+            self._end_sink(EndCause.UNPUBLISHED, f"publisher sent {event.command}")
         elif isinstance(event, ev.ConnectionTerminated):
             self._on_terminated(event)
 
@@ -254,7 +254,7 @@ class RtmpProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _end_sink(self, cause: str, reason: str) -> None:
+    def _end_sink(self, cause: EndCause, reason: str) -> None:
         sink, self.sink = self.sink, None
         if sink is not None and self.conn is not None:
             sink.ended(cause, reason, self.conn.bytes_received)
@@ -321,7 +321,7 @@ class RtmpProtocol(asyncio.Protocol):
         if self._done:
             return
         self._done = True
-        self._end_sink("closed_by_peer", "connection lost")
+        self._end_sink(EndCause.CLOSED_BY_PEER, "connection lost")
         if self._timer is not None:
             self._timer.cancel()
         if self._auth_task is not None and not self._auth_task.done():

@@ -1,19 +1,23 @@
-"""The one owner of live-session state.
+"""The work of this process's publishes: their sessions' counters, segmenters and ledger.
 
 A session opens on the first media message of an accepted publish (not on connect, not on
 ``publish``) and closes on the last: unpublish, EOF or reset, idle timeout, replacement,
 an operator's kick, the key being disabled, or shutdown. It ends exactly once, with
-``ended_at``/``duration`` those of its last media packet. Counters live in memory and are
-written in batches (every ``flush_interval`` seconds and at the end), never per packet;
-writes go through one queue (:mod:`sessions.writes`), in order, so a session's row is
-inserted before it is updated and updated before it is closed, and a write that fails
-because the database is locked or full is retried until it lands.
+``ended_at``/``duration`` those of its last media packet. Who may publish and how each
+session ends is decided by the owner of the live streams (:mod:`sessions.owner`, asked
+through its :class:`~sessions.owner.Owner` interface, in this process or in the main
+one); the :class:`SessionManager` holds the connections, does the work, and tells the
+owner what happened. Counters live in memory and are written in batches (every
+``flush_interval`` seconds and at the end), never per packet; writes go through one queue
+(:mod:`sessions.writes`), in order, so a session's row is inserted before it is updated
+and updated before it is closed, and a write that fails because the database is locked
+or full is retried until it lands.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -21,15 +25,15 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event, percentiles_ms
-from ingest.rtmp.events import MediaReceived, MetadataReceived
+from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import SegmentInfo
 from sessions.media_cleanup import MediaExpiry, SessionFolder, session_folders, sweep_orphans
-from sessions.publishers import REPLACED_REASON
+from sessions.owner import End, HolderKey, Owner
 from sessions.recording import (
     REMUX_CONCURRENCY,
     close_playlists,
@@ -39,61 +43,27 @@ from sessions.recording import (
 from sessions.segmenting import MediaSettings, SessionMedia
 from sessions.writes import FLUSH_TIMEOUT, Job, StoreWrites
 from storage import Store, retryable
-from storage.models import SessionRecord
+from storage.models import EndReason, SessionRecord
 
 logger = logging.getLogger("sessions.manager")
 
-#: end_reason for each way the listener says a publish ended.
-#: Seconds a kick or a disabled key waits for the session's end to reach the store.
-_END_SAVE_TIMEOUT = 10.0
-
-_END_REASONS = {
-    "unpublished": "unpublished",
-    "closed_by_peer": "disconnected",
-    "idle_timeout": "timeout",
-    "protocol_error": "disconnected",
-    "handshake_timeout": "disconnected",
-    "rejected": "disconnected",
-    "closed_locally": "shutdown",
-}
-
-
-class SessionObserver(Protocol):
-    """Told of sessions as they open, are flushed and end (a worker process tells the
-    main process, whose API lists every worker's sessions)."""
-
-    def opened(self, record: SessionRecord) -> None: ...
-
-    def saved(self, records: list[SessionRecord]) -> None:
-        """Live sessions' counters at a flush (queued for the store, which may be behind
-        while its writes are failing: :attr:`SessionManager.writes` says)."""
-        ...
-
-    def ended(self, record: SessionRecord) -> None:
-        """The session's end is in the store."""
-        ...
+#: Why the publishes still open at shutdown are closed.
+SHUTTING_DOWN = "server shutting down"
 
 
 class LivePublish:
-    """One accepted publish; it becomes a session with its first media message."""
+    """One accepted publish: the holder of its stream (the owner ends it through
+    :meth:`end`) and its media's sink; it becomes a session with its first media message."""
 
-    def __init__(
-        self,
-        manager: SessionManager,
-        attempt: PublishAttempt,
-        control: PublisherControl,
-        stream_id: str,
-        stream_name: str,
-        base_bytes: int,
-    ) -> None:
+    def __init__(self, manager: SessionManager, attempt: PublishAttempt) -> None:
         self.manager = manager
         self.attempt = attempt
-        self.control = control
-        self.stream_id = stream_id
-        self.stream_name = stream_name
-        self.base_bytes = base_bytes
-        #: Whether the stream is a row in the store (and so can be disabled or deleted).
-        self.stored_stream = False
+        self.key = HolderKey(manager.process, attempt.connection_id)
+        #: The connection, once the publish started.
+        self.control: PublisherControl | None = None
+        self.stream_id = attempt.key
+        self.stream_name = attempt.key
+        self.base_bytes = 0
         self.playback_id: str | None = None
         self.recorded = False
         self.record: SessionRecord | None = None
@@ -102,11 +72,34 @@ class LivePublish:
         self.encoder = attempt.encoder
         self.first_media = 0.0
         self.last_media = 0.0
-        #: Set before this side closes the connection, so the end says why.
-        self.end_reason: str | None = None
+        #: Why the owner asked this publish to end before it started (it is closed as
+        #: soon as it starts).
+        self._end_asked: str | None = None
         #: Set once the end of the session (if any) is queued for the store.
         self.end_saved = asyncio.Event()
         self._rate_samples: deque[tuple[float, int]] = deque()
+
+    def accept(self, decision: Decision) -> None:
+        """The owner granted the stream (the decision names it)."""
+        self.stream_id = decision.stream_id or self.attempt.key
+        self.stream_name = decision.stream_name or self.stream_id
+        self.playback_id = decision.playback_id
+        self.recorded = decision.record
+
+    def start(self, control: PublisherControl, base_bytes: int) -> None:
+        self.control = control
+        self.base_bytes = base_bytes
+        if self._end_asked is not None:
+            # Not from inside the listener's call that started it.
+            asyncio.get_running_loop().call_soon(control.close, self._end_asked)
+
+    # -- Holder -------------------------------------------------------------------------
+
+    def end(self, reason: EndReason, why: str) -> None:
+        if self.control is None:
+            self._end_asked = why
+        else:
+            self.control.close(why)
 
     # -- StreamSink ---------------------------------------------------------------------
 
@@ -127,7 +120,7 @@ class LivePublish:
             if self.record is not None:
                 self.record.encoder = encoder
 
-    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
+    def ended(self, cause: EndCause, reason: str, bytes_received: int) -> None:
         self.manager._ended(self, cause, reason, bytes_received)
 
     # -- counters -----------------------------------------------------------------------
@@ -136,7 +129,7 @@ class LivePublish:
         """Copy the in-memory counters into the session record; with ``sample``, also
         take a rate sample (done once per flush, so the rate window is in flush steps)."""
         record = self.record
-        if record is None:
+        if record is None or self.control is None:
             return
         total = self.control.bytes_received if bytes_received is None else bytes_received
         record.bytes_received = total - self.base_bytes
@@ -161,32 +154,40 @@ class LivePublish:
 
 
 class SessionManager:
-    """Publish handler for the listener, and the live view the API reads."""
+    """The listener's authorizer and publish handler in a process that accepts publishers:
+    it asks the owner (:class:`~sessions.owner.Owner`) whether each publish may start and
+    how each ends, and does the rest. In the main process of a server with worker
+    processes it holds no connections; it ends the sessions of a worker that died and
+    makes recordings."""
 
     def __init__(
         self,
         store: Store,
+        owner: Owner,
         *,
+        process: int = 0,
+        writes: StoreWrites | None = None,
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
         rate_window: float = 5.0,
         media: MediaSettings | None = None,
-        observer: SessionObserver | None = None,
         flush_timeout: float = FLUSH_TIMEOUT,
     ) -> None:
         self.store = store
+        self.owner = owner
+        #: Names this process in the owner's holder keys.
+        self.process = process
         #: Every write this process makes to the store, in order, retried until it lands.
-        self.writes = StoreWrites(store)
+        self.writes = writes if writes is not None else StoreWrites(store)
         #: Seconds :meth:`close` waits for pending writes before giving them up.
         self.flush_timeout = flush_timeout
         self.media = media
-        self.observer = observer
         self.clock = clock
         self.flush_interval = flush_interval
         self.rate_window = rate_window
-        self.started_at = clock()
-        self._by_stream: dict[str, LivePublish] = {}
-        self._sessions: dict[str, LivePublish] = {}
+        #: Publishes accepted and not started yet, and those started, by connection.
+        self._accepted: dict[int, LivePublish] = {}
+        self._publishes: dict[int, LivePublish] = {}
         self._published_on: weakref.WeakSet[object] = weakref.WeakSet()
         self._flusher_task: asyncio.Task[None] | None = None
         #: Whether the last flush's counters are still waiting in the write queue.
@@ -227,7 +228,9 @@ class SessionManager:
         now = self.clock()
         recovered = await self.writes.call(
             "close sessions left open",
-            lambda: self.store.close_open_sessions(reason="server_restart", now=now, ids=ids),
+            lambda: self.store.close_open_sessions(
+                reason=EndReason.SERVER_RESTART, now=now, ids=ids
+            ),
         )
         for record in recovered:
             log_event(
@@ -345,21 +348,35 @@ class SessionManager:
                 self._save(record)
                 removed += 1
 
-    # -- PublishHandler -----------------------------------------------------------------
+    # -- the listener's authorizer and publish handler ----------------------------------
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        live = LivePublish(self, attempt)
+        decision = await self.owner.claim(attempt, live)
+        if not decision.allowed:
+            return decision
+        live.accept(decision)
+        conn = attempt.connection_id
+        self._accepted[conn] = live
+        give_back = decision.release
+
+        def release() -> None:
+            if self._accepted.get(conn) is live:
+                del self._accepted[conn]
+            if give_back is not None:
+                give_back()
+
+        return dataclasses.replace(decision, release=release)
 
     def started(
         self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
     ) -> StreamSink:
-        base = control.bytes_received if control in self._published_on else 0
+        live = self._accepted.pop(attempt.connection_id, None)
+        if live is None:
+            raise LookupError(f"connection {attempt.connection_id}: no publish was authorized")
+        live.start(control, control.bytes_received if control in self._published_on else 0)
         self._published_on.add(control)
-        stream_id = decision.stream_id or attempt.key
-        live = LivePublish(
-            self, attempt, control, stream_id, decision.stream_name or stream_id, base
-        )
-        live.stored_stream = decision.stream_id is not None
-        live.playback_id = decision.playback_id
-        live.recorded = decision.record
-        self._by_stream[stream_id] = live
+        self._publishes[attempt.connection_id] = live
         return live
 
     def _open(self, live: LivePublish, now: float) -> SessionRecord:
@@ -374,7 +391,6 @@ class SessionManager:
             encoder=live.encoder,
         )
         record.record = live.recorded
-        self._sessions[record.id] = live
         if self.media is not None and live.playback_id is not None:
             live.output = SessionMedia(
                 self.media,
@@ -384,8 +400,7 @@ class SessionManager:
                 on_segments=lambda segments: self._on_segments(record, segments),
             )
         self._write(lambda: self.store.insert_session(record), f"insert session {record.id}")
-        if self.observer is not None:
-            self.observer.opened(record)
+        self.owner.opened(live, record)
         self._log_event("session_started", record, now)
         log_event(
             logger,
@@ -398,43 +413,41 @@ class SessionManager:
         )
         return record
 
-    def _ended(self, live: LivePublish, cause: str, reason: str, bytes_received: int) -> None:
-        if self._by_stream.get(live.stream_id) is live:
-            del self._by_stream[live.stream_id]
+    def _ended(self, live: LivePublish, cause: EndCause, reason: str, bytes_received: int) -> None:
+        """The listener says the publish is over: take its last counters now, then ask the
+        owner how its session ends and end it."""
+        if self._publishes.get(live.key.connection) is live:
+            del self._publishes[live.key.connection]
+        now = self.clock()
+        live.refresh(now, bytes_received)
+        self._spawn(self._end(live, cause, reason, now))
+
+    async def _end(self, live: LivePublish, cause: EndCause, reason: str, now: float) -> None:
+        end = await self.owner.disconnected(live, cause, reason)
         record = live.record
         if record is None:
             live.end_saved.set()
             return
-        self._sessions.pop(record.id, None)
-        now = self.clock()
-        live.refresh(now, bytes_received)
-        if live.end_reason is not None:
-            end_reason = live.end_reason
-        elif cause == "closed_locally" and reason == REPLACED_REASON:
-            end_reason = "replaced"
-        else:
-            end_reason = _END_REASONS.get(cause, "disconnected")
-        error = reason if cause == "protocol_error" else None
-        if live.output is not None:
-            # The session reads as ended only once its last segment is counted.
-            self._spawn(self._finish_output(live, live.output, record, end_reason, error))
-        else:
-            _mark_ended(record, end_reason, error)
-            self._save_end(record)
-            live.end_saved.set()
-        self._log_event("session_ended", record, now, end_reason)
+        self._log_event("session_ended", record, now, end.reason)
         log_event(
             logger,
             logging.INFO,
             "session_ended",
             session=record.id,
             stream=record.stream_id,
-            end_reason=end_reason,
+            end_reason=end.reason,
             reason=reason,
             duration=record.duration,
             bytes_received=record.bytes_received,
             media_bytes=record.media_bytes,
         )
+        if live.output is not None:
+            # The session reads as ended only once its last segment is counted.
+            await self._finish_output(live, live.output, record, end)
+        else:
+            _mark_ended(record, end)
+            self._save_end(record)
+            live.end_saved.set()
 
     def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
         """Count finished segments into the session and the ledger."""
@@ -472,8 +485,7 @@ class SessionManager:
         live: LivePublish,
         output: SessionMedia,
         record: SessionRecord,
-        end_reason: str,
-        error: str | None,
+        end: End,
     ) -> None:
         """Close the last segment and the playlists, end and save the session, then make
         the recording (if any) in the executor."""
@@ -483,7 +495,7 @@ class SessionManager:
             log_event(
                 logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
             )
-        _mark_ended(record, end_reason, error)
+        _mark_ended(record, end)
         _take_issues(record, output)
         settings = output.settings
         if record.record:
@@ -510,58 +522,9 @@ class SessionManager:
             log_event(logger, logging.INFO, "recording_ready", session=record.id)
         self._save(record)
 
-    # -- the live view (for the API) ----------------------------------------------------
-
-    def live_sessions(self, *, sample: bool = False) -> list[SessionRecord]:
-        now = self.clock()
-        records = []
-        for live in self._sessions.values():
-            live.refresh(now, sample=sample)
-            if live.record is not None:
-                records.append(live.record)
-        return records
-
-    def live_session(self, stream_id: str) -> SessionRecord | None:
-        live = self._by_stream.get(stream_id)
-        if live is None or live.record is None:
-            return None
-        live.refresh(self.clock())
-        return live.record
-
     def segment_availability(self) -> dict[str, float] | None:
         """How long after its last packet a segment was listed (p50/p99/max, ms)."""
         return percentiles_ms(self.availability)
-
-    def total_ingest_rate(self) -> float:
-        return float(sum(r.ingest_rate for r in self.live_sessions()))
-
-    async def kick(self, session_id: str) -> bool:
-        live = self._sessions.get(session_id)
-        if live is None:
-            return False
-        await self._close_and_save(live, "kicked", "kicked by an operator")
-        return True
-
-    async def end_stream(self, stream_id: str, reason: str = "key_disabled") -> bool:
-        """End the stream's live publish (its key was disabled or the stream deleted)."""
-        live = self._by_stream.get(stream_id)
-        if live is None:
-            return False
-        await self._close_and_save(live, reason, f"stream {reason.replace('_', ' ')}")
-        return True
-
-    def _close(self, live: LivePublish, end_reason: str, why: str) -> None:
-        live.end_reason = end_reason
-        live.control.close(why)
-
-    async def _close_and_save(self, live: LivePublish, end_reason: str, why: str) -> None:
-        """End a publish and return once its end is in the store, so that a read made
-        after the answer sees it."""
-        self._close(live, end_reason, why)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_END_SAVE_TIMEOUT):
-                await live.end_saved.wait()
-                await self.writes.join()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; :meth:`close` waits for it."""
@@ -590,15 +553,14 @@ class SessionManager:
         self._write(lambda: self.store.save_sessions([record]), f"save session {record.id}")
 
     def _save_end(self, record: SessionRecord) -> None:
-        """Queue an ended session's last write, then the observer's news of it."""
+        """Queue an ended session's last write, then the news, for the owner, that it
+        landed."""
         self._write(lambda: self.store.save_sessions([record]), f"end session {record.id}")
-        observer = self.observer
-        if observer is not None:
 
-            async def tell() -> None:
-                observer.ended(record)
+        async def tell() -> None:
+            self.owner.closed(record.id)
 
-            self._write(tell, f"report the end of session {record.id}")
+        self._write(tell, f"report the end of session {record.id}")
 
     def _write(self, job: Job, what: str = "store write") -> None:
         """Queue a write (see :class:`~sessions.writes.StoreWrites`): in order, retried
@@ -614,11 +576,15 @@ class SessionManager:
                 log_event(logger, logging.ERROR, "flush_failed", exc_info=exc)
 
     async def flush(self) -> None:
-        """Queue a write of every live session's counters (one batch), end publishes whose
-        stream was disabled or deleted meanwhile (by the CLI, say), and tell the observer.
+        """Queue a write of every live session's counters (one batch) and tell the owner.
         While the last batch is still queued (the store is failing) no other is added: it
         writes the counters as they are when it finally runs."""
-        records = self.live_sessions(sample=True)
+        now = self.clock()
+        records = []
+        for live in self._publishes.values():
+            if live.record is not None:
+                live.refresh(now, sample=True)
+                records.append(live.record)
         if records and not self._counters_pending:
             self._counters_pending = True
 
@@ -632,26 +598,20 @@ class SessionManager:
                 self._counters_pending = False
 
             self._write(save, f"counters of {len(records)} live sessions")
-        stored = [(sid, live) for sid, live in self._by_stream.items() if live.stored_stream]
-        if stored:
-            enabled = await self.store.enabled_streams(sid for sid, _ in stored)
-            for stream_id, live in stored:
-                if stream_id not in enabled and self._by_stream.get(stream_id) is live:
-                    self._close(live, "key_disabled", "stream disabled")
-        if self.observer is not None:
-            self.observer.saved(records)
+        self.owner.saved(records)
 
     async def close(self) -> None:
-        """End every live publish as ``shutdown``, write everything, stop. Writes the
-        store still refuses after ``flush_timeout`` seconds are given up and counted in
-        the log (``store_writes_lost``): a session whose end was lost is closed as
-        ``server_restart`` at the next start."""
+        """Close every publish still open (they end as ``shutdown``), write everything,
+        stop. Writes the store still refuses after ``flush_timeout`` seconds are given up
+        and counted in the log (``store_writes_lost``): a session whose end was lost is
+        closed as ``server_restart`` at the next start."""
         self._closing = True
         if self._sweeping is not None:
             # It may be waiting for writes a failing store does not take.
             self._sweeping.cancel()
-        for live in list(self._by_stream.values()):
-            self._close(live, "shutdown", "server shutting down")
+        for live in list(self._publishes.values()):
+            if live.control is not None:
+                live.control.close(SHUTTING_DOWN)
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
         if self.expiry is not None:
@@ -663,13 +623,13 @@ class SessionManager:
         await self.writes.flush(self.flush_timeout)
 
 
-def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> None:
+def _mark_ended(record: SessionRecord, end: End) -> None:
     record.status = "ended"
     record.ended_at = record.last_seen
     record.ingest_rate = 0.0  # nothing is being ingested any more (README: the counters)
-    record.end_reason = end_reason
-    if error is not None:
-        record.err_message = error
+    record.end_reason = end.reason
+    if end.error is not None:
+        record.err_message = end.error
 
 
 def _take_issues(record: SessionRecord, output: SessionMedia) -> None:

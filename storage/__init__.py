@@ -2,8 +2,8 @@
 
 from .base import retryable
 from .models import (
-    END_REASONS,
     Analytics,
+    EndReason,
     EventRecord,
     SessionRecord,
     SessionStatus,
@@ -13,8 +13,8 @@ from .models import (
 from .store import Store, StreamNameTaken
 
 __all__ = [
-    "END_REASONS",
     "Analytics",
+    "EndReason",
     "EventRecord",
     "SessionRecord",
     "SessionStatus",

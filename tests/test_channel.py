@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
@@ -11,19 +12,36 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.config import Config, HlsConfig, RtmpConfig, config_from_dict, config_to_dict
+from ingest.hooks import PublishAttempt
+from ingest.rtmp.events import EndCause
 from ingest.server.channel import (
     MAX_FRAME,
     Channel,
     ChannelClosed,
     FrameDecoder,
-    Message,
     RemoteError,
     encode_frame,
 )
-from ingest.server.workers import record_from_dict, record_to_dict
-from storage.models import SessionRecord
+from sessions.process_messages import (
+    Claim,
+    Close,
+    Disconnected,
+    Ended,
+    Hello,
+    Message,
+    Opened,
+    Release,
+    Saved,
+    Stop,
+    Wire,
+    decode,
+    encode,
+    record_from_wire,
+    record_to_wire,
+)
+from storage.models import EndReason, SessionRecord
 
-MESSAGES: list[Message] = [
+MESSAGES: list[Wire] = [
     {"op": "hello", "config": {"a": [1, 2.5, None, True]}},
     {"op": "ended", "session": "é" * 300},
     {"re": 7, "result": {"allowed": False, "code": "NetStream.Publish.BadName"}},
@@ -35,7 +53,7 @@ MESSAGES: list[Message] = [
 def test_frames_decode_whatever_the_read_sizes(sizes: list[int]) -> None:
     data = b"".join(encode_frame(m) for m in MESSAGES)
     decoder = FrameDecoder()
-    out: list[Message] = []
+    out: list[Wire] = []
     pos = 0
     for size in sizes * (len(data) // sum(sizes) + 1):
         out += decoder.feed(data[pos : pos + size])
@@ -78,27 +96,32 @@ async def _pair(
     return left, right, notices
 
 
+def _claim(conn: int) -> Claim:
+    return Claim(PublishAttempt(conn, "127.0.0.1:5000", "live", "k", "", None))
+
+
 async def test_requests_are_answered_and_notices_keep_their_order() -> None:
     seen: list[Message] = []
 
     async def answer(message: Message) -> Any:
-        if message["op"] == "fail":
+        if isinstance(message, Disconnected):
             raise RuntimeError("no such thing")
+        assert isinstance(message, Claim)
         await asyncio.sleep(0.01)
-        return {"echo": message["value"], "notices_before": len(seen)}
+        return {"conn": message.attempt.connection_id, "notices_before": len(seen)}
 
     left, right, _ = await _pair(on_request=answer, on_notice=seen.append)
     try:
         for i in range(5):
-            left.notify("n", i=i)
-        result = await left.request("echo", value=[1, "x"])
+            left.notify(Release(i))
+        result = await left.request(_claim(99))
         # A request sent after notices is handled after them.
-        assert result == {"echo": [1, "x"], "notices_before": 5}
-        assert [m["i"] for m in seen] == list(range(5))
+        assert result == {"conn": 99, "notices_before": 5}
+        assert seen == [Release(i) for i in range(5)]
         with pytest.raises(RemoteError, match="RuntimeError: no such thing"):
-            await left.request("fail")
-        answers = await asyncio.gather(*(left.request("echo", value=i) for i in range(20)))
-        assert [a["echo"] for a in answers] == list(range(20))
+            await left.request(Disconnected(1, EndCause.CLOSED_BY_PEER, "gone"))
+        answers = await asyncio.gather(*(left.request(_claim(i)) for i in range(20)))
+        assert [a["conn"] for a in answers] == list(range(20))
     finally:
         await left.close()
         await right.close()
@@ -109,16 +132,54 @@ async def test_a_request_fails_when_the_other_side_goes() -> None:
         await asyncio.Event().wait()
 
     left, right, _ = await _pair(on_request=never)
-    pending = asyncio.ensure_future(left.request("stuck"))
+    pending = asyncio.ensure_future(left.request(_claim(1)))
     await asyncio.sleep(0.05)
     await right.close()
     with pytest.raises(ChannelClosed):
         await asyncio.wait_for(pending, 5)
     await asyncio.wait_for(left.closed.wait(), 5)
     with pytest.raises(ChannelClosed):
-        await left.request("late")
-    left.notify("dropped")  # sending on a closed channel is a no-op
+        await left.request(_claim(2))
+    left.notify(Stop())  # sending on a closed channel is a no-op
     await left.close()
+
+
+async def test_a_message_that_is_not_one_fails_alone() -> None:
+    """A request with an unknown op is answered with an error, an unknown notice is
+    logged and dropped; the channel goes on."""
+    seen: list[Message] = []
+    left, right, _ = await _pair(on_notice=seen.append)
+    try:
+        left._send({"op": "teleport", "id": 1000})
+        left._send({"op": "released", "conn": 3})
+        left.notify(Release(4))
+        with pytest.raises(RemoteError, match="AssertionError: unexpected request"):
+            await left.request(_claim(5))  # right refuses every request
+        assert seen == [Release(4)]
+    finally:
+        await left.close()
+        await right.close()
+
+
+def test_every_message_survives_the_trip() -> None:
+    record = SessionRecord(
+        id="s", stream_id="t", name="cam", created_at=1.5, last_seen=2.5, updated_at=3.0
+    )
+    record.end_reason = EndReason.KICKED
+    messages: list[Message] = [
+        Hello(2, {"rtmp": {"listen": ":1935"}}, "http://x", [3, 4]),
+        _claim(7),
+        Close(7, EndReason.REPLACED, "replaced"),
+        Opened(7, record),
+        Saved([record, record]),
+        Disconnected(7, EndCause.PROTOCOL_ERROR, "bad chunk"),
+        Ended("s"),
+        Stop(),
+    ]
+    for message in messages:
+        wire = json.loads(json.dumps(encode(message)))
+        assert decode(wire) == message
+    assert isinstance(decode(encode(messages[3])).record.end_reason, EndReason)  # type: ignore[union-attr]
 
 
 def test_configuration_and_session_records_survive_the_trip() -> None:
@@ -131,4 +192,4 @@ def test_configuration_and_session_records_survive_the_trip() -> None:
     )
     record.tracks = [{"kind": "video", "codec": "h264", "width": 1280}]
     record.issues = [{"code": "timestamp_jump", "message": "m", "at": 2.0}]
-    assert record_from_dict(record_to_dict(record)) == record
+    assert record_from_wire(record_to_wire(record)) == record

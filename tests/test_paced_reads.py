@@ -24,8 +24,8 @@ import uvloop
 from bench.parse_throughput import publishing_pair
 from ingest.config import RtmpConfig
 from ingest.listener import RtmpProtocol, RtmpServer
-from sessions.publishers import REPLACED_REASON, LivePublishers
-from tests.support.recorder import AllowAll, Recorder
+from sessions.owner import REPLACED_REASON, DuplicatePolicy
+from tests.support.recorder import AllowAll, OwnedRecorder, Recorder
 from tests.support.rtmp_client import SocketPublisher
 
 Runner = Callable[[Coroutine[Any, Any, None]], None]
@@ -229,8 +229,7 @@ def test_every_interval_takes_what_waits_in_the_kernel(run: Runner) -> None:
 
 
 async def _replaced_with_bytes_waiting() -> None:
-    recorder = Recorder()
-    registry = LivePublishers(AllowAll(), recorder, "replace")
+    recorder = registry = OwnedRecorder(AllowAll(), DuplicatePolicy.REPLACE)
     # A long interval: what the publisher sends next waits in the kernel when the new
     # publisher arrives.
     config = RtmpConfig(listen="127.0.0.1:0", read_interval=30.0)

@@ -25,11 +25,7 @@ from typing import Any
 import pytest
 
 from bench.media import make_flv
-from ingest.config import Config, RtmpConfig
-from ingest.hooks import Decision, PublishAttempt
 from ingest.rtmp.events import StatusReceived
-from ingest.server.workers import WorkerPool, attempt_to_dict
-from sessions.publishers import DuplicatePolicy, LivePublishers
 from sessions.streams import Streams
 from storage import Store
 from storage.models import StreamRecord
@@ -379,76 +375,6 @@ async def test_processes_must_be_between_1_and_256(tmp_path: Path, processes: st
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert b"rtmp.processes" in err
-
-
-# -- the main process's claims, in process ----------------------------------------------
-
-
-class _Gate:
-    """An authorizer that allows every key once it is let through."""
-
-    def __init__(self) -> None:
-        self.open = asyncio.Event()
-
-    async def authorize(self, attempt: PublishAttempt) -> Decision:
-        await self.open.wait()
-        return Decision(True, stream_id="stream-1", stream_name="cam")
-
-
-class _Channel:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def notify(self, op: str, **fields: Any) -> None:
-        self.sent.append((op, fields))
-
-
-def _pool(policy: DuplicatePolicy) -> tuple[WorkerPool, LivePublishers, _Gate, list[_Channel]]:
-    gate = _Gate()
-    publishers = LivePublishers(gate, WorkerPool.main_handler(), policy)
-    config = Config(rtmp=RtmpConfig(processes=2))
-    pool = WorkerPool(config, publishers, manager=None, public_url="http://x")  # type: ignore[arg-type]
-    channels = [_Channel(), _Channel()]
-    for worker, channel in zip(pool.workers, channels, strict=True):
-        worker.channel = channel  # type: ignore[assignment]
-    return pool, publishers, gate, channels
-
-
-def _authorize(conn: int) -> dict[str, Any]:
-    attempt = PublishAttempt(conn, "127.0.0.1:5000", "live", "k", "", None)
-    return {"op": "authorize", "id": conn, "attempt": attempt_to_dict(attempt)}
-
-
-async def test_a_claim_is_held_until_released_and_replaces_across_workers() -> None:
-    pool, publishers, gate, channels = _pool("replace")
-    gate.open.set()
-    first, second = pool.workers
-    assert (await pool._on_request(first, _authorize(1)))["allowed"]
-    assert len(publishers) == 1
-    # A publisher of the same stream on the other worker closes the first where it is.
-    assert (await pool._on_request(second, _authorize(2)))["allowed"]
-    assert channels[0].sent == [
-        ("close", {"conn": 1, "reason": "replaced by a new publisher on the same key"})
-    ]
-    pool._on_notice(first, {"op": "released", "conn": 1})
-    assert len(publishers) == 1  # the second still holds it
-    pool._on_notice(second, {"op": "released", "conn": 2})
-    assert len(publishers) == 0
-
-
-async def test_a_publish_abandoned_while_authorized_claims_nothing() -> None:
-    pool, publishers, gate, _ = _pool("reject")
-    worker = pool.workers[0]
-    answer = asyncio.ensure_future(pool._on_request(worker, _authorize(7)))
-    await asyncio.sleep(0.01)
-    # The connection went while its key was being checked.
-    pool._on_notice(worker, {"op": "released", "conn": 7})
-    gate.open.set()
-    await answer
-    assert len(publishers) == 0
-    # So the stream is free for the next publisher, even under "reject".
-    assert (await pool._on_request(pool.workers[1], _authorize(8)))["allowed"]
-    assert len(publishers) == 1
 
 
 async def test_workers_stop_gracefully_when_the_main_process_dies(tmp_path: Path) -> None:

@@ -13,27 +13,19 @@ import asyncio
 import sqlite3
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from ingest.config import Config
 from ingest.server import admin_commands as cmd
+from sessions.http.deps import DEFAULT_LIMIT
 from sessions.http.views import ingest_url
 from sessions.streams import Streams
 from storage import Store
-
-#: The largest page the store answers with.
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 50
+from storage.base import MAX_LIMIT
 
 #: The top-level commands registered here (the rest are ``serve`` and ``check-config``).
 COMMANDS = ("streams", "sessions", "analytics")
 
 AddCommon = Callable[[argparse.ArgumentParser], None]
-
-
-def database_path(config: Config) -> Path:
-    """The SQLite file ``serve`` uses (``database`` may be absolute)."""
-    return Path(config.storage.data_dir) / config.storage.database
 
 
 def _count(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -145,7 +137,7 @@ def add_commands(
 
 
 async def _run(config: Config, command: cmd.Command, args: argparse.Namespace) -> None:
-    path = database_path(config)
+    path = config.storage.database_path
     try:
         store = await Store.open(path, busy_timeout=config.storage.busy_timeout)
     except (OSError, sqlite3.Error, RuntimeError) as exc:

@@ -23,18 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ingest.config import Config, ConfigError, load_config
+from ingest.config import RESTART_KEYS, Config, ConfigError, changed_keys, load_config
 from ingest.listener import RtmpServer, listening_addresses
-from ingest.logs import apply_log_config, log_event
+from ingest.logs import log_event
 from ingest.server.heap import settle_heap
 from ingest.server.looplag import LoopLagMonitor
-from ingest.server.runtime import (
-    database_path,
-    duplicate_policy,
-    media_executor,
-    media_root,
-    media_settings,
-)
+from ingest.server.runtime import SessionSide, apply_live, build_sessions
 from ingest.server.systemd import (
     ActivatedSockets,
     Notifier,
@@ -44,16 +38,16 @@ from ingest.server.systemd import (
     watchdog_interval,
 )
 from ingest.server.workers import WorkerPool, worst
-from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
 from sessions.http.server import http_server
 from sessions.http.views import ingest_url, public_http_url
-from sessions.manager import SessionManager
+from sessions.manager import SHUTTING_DOWN
+from sessions.owner import StreamOwner
 from sessions.playback import Playback
-from sessions.publishers import LivePublishers
 from sessions.streams import Streams
 from sessions.writes import WriteHealth
 from storage import Store
+from storage.models import EndReason
 
 logger = logging.getLogger("ingest.app")
 
@@ -65,28 +59,6 @@ STATUS_INTERVAL = 5.0
 #: Seconds shutdown waits for the few writes queued after the session manager's flush
 #: (viewer seconds, refused publishes).
 LATE_WRITES_TIMEOUT = 2.0
-#: Keys a reload cannot apply to a running server.
-RESTART_KEYS = frozenset(
-    {
-        "hls.enabled",
-        "hls.target_duration",
-        "hls.segment_format",
-        "hls.window",
-        "hls.max_linger",
-        "hls.workers",
-        "rtmp.processes",
-        "http.public_url",
-        "rtmp.listen",
-        "http.listen",
-        "http.admin_token",
-        "http.public_rtmp_url",
-        "http.header_timeout",
-        "http.max_connections",
-        "storage.data_dir",
-        "storage.database",
-        "storage.busy_timeout",
-    }
-)
 
 
 def admin_token(config: Config) -> str:
@@ -109,17 +81,6 @@ def admin_token(config: Config) -> str:
     return token
 
 
-def changed_keys(old: Config, new: Config) -> list[str]:
-    """``section.key`` of every setting that differs."""
-    changed = []
-    for section in dataclasses.fields(old):
-        before, after = getattr(old, section.name), getattr(new, section.name)
-        for key in dataclasses.fields(before):
-            if getattr(before, key.name) != getattr(after, key.name):
-                changed.append(f"{section.name}.{key.name}")
-    return changed
-
-
 class IngestServer:
     """Every part of a running server, started and stopped in order."""
 
@@ -127,58 +88,44 @@ class IngestServer:
         self.config = config
         self.store = store
         self.ready = False
-        self.executor = media_executor(config)
         public_url = public_http_url(config)
-        media = media_settings(config, self.executor, public_url)
-        # With worker processes, this manager has no publishers of its own: it recovers
-        # sessions a crash left open (the whole server's, or one worker's) and sweeps
-        # recordings.
-        self.manager = SessionManager(
-            store,
-            flush_interval=config.sessions.flush_interval,
-            rate_window=config.sessions.rate_window,
-            media=media,
-        )
+        # With worker processes, this process holds no publishers: its session manager
+        # ends the sessions a crash left open (the whole server's, or one worker's) and
+        # sweeps recordings, and its owner decides for every worker.
+        self.sessions: SessionSide = build_sessions(config, store, public_url)
+        assert self.sessions.owner is not None and self.sessions.streams is not None
+        self.manager = self.sessions.manager
+        self.owner: StreamOwner = self.sessions.owner
+        self.streams: Streams = self.sessions.streams
+        self.executor = self.sessions.executor
         self.loop_lag = LoopLagMonitor()
         self.retention_days = config.hls.retention_days
-        self.streams = Streams(store, on_disabled=lambda stream_id: self.live.end_stream(stream_id))
-        self.authorizer = KeyAuthorizer(
-            self.streams,
-            self.manager.writes,
-            reject_delay=(config.sessions.reject_delay_min, config.sessions.reject_delay_max),
-            throttle_failures=config.sessions.throttle_failures,
-            throttle_window=config.sessions.throttle_window,
-        )
         self.rtmp: RtmpServer | None = None
         self.pool: WorkerPool | None = None
         #: What accepts publishers: this process's listener, or the worker processes.
         self.front: RtmpServer | WorkerPool
-        self.live: SessionManager | WorkerPool
         if config.rtmp.processes > 1:
-            self.publishers = LivePublishers(
-                self.authorizer, WorkerPool.main_handler(), duplicate_policy(config)
-            )
-            self.pool = self.front = self.live = WorkerPool(
-                config, self.publishers, self.manager, public_url=public_url
+            self.pool = self.front = WorkerPool(
+                config, self.owner, self.manager, public_url=public_url
             )
         else:
-            self.publishers = LivePublishers(
-                self.authorizer, self.manager, duplicate_policy(config)
-            )
-            self.rtmp = self.front = RtmpServer(config.rtmp, self.publishers, self.publishers)
-            self.live = self.manager
-        self.playback = Playback(store, self.live, media_root(config), self.manager.writes)
+            self.rtmp = self.front = RtmpServer(config.rtmp, self.manager, self.manager)
+        self.playback = Playback(store, self.owner, config.storage.media_root, self.manager.writes)
         app = create_app(
             store=store,
             streams=self.streams,
-            live=self.live,
+            live=self.owner,
             config=config,
             admin_token=admin_token(config),
             is_ready=lambda: self.ready,
             playback=self.playback if config.hls.enabled else None,
             playback_base=public_url,
             loop_lag=self._loop_lag,
-            segment_availability=self.live.segment_availability,
+            segment_availability=(
+                self.manager.segment_availability
+                if self.pool is None
+                else self.pool.segment_availability
+            ),
             processes=self.processes,
             store_health=self.store_health,
         )
@@ -217,7 +164,7 @@ class IngestServer:
         """The processes that accept publishers, and their live sessions."""
         if self.pool is not None:
             return self.pool.processes()
-        live = len(self.live.live_sessions())
+        live = len(self.owner.live_sessions())
         return [{"index": 0, "pid": os.getpid(), "live_sessions": live}]
 
     def store_health(self) -> WriteHealth:
@@ -229,7 +176,7 @@ class IngestServer:
         return WriteHealth.combine([own, *self.pool.store_health()])
 
     async def start(self, activated: ActivatedSockets | None) -> None:
-        await self.manager.start()
+        await self.sessions.start()
         self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
         await self.front.start(activated.rtmp if activated else ())
@@ -246,7 +193,7 @@ class IngestServer:
         return listening_addresses(self.http.servers)
 
     def status(self) -> str:
-        sessions = self.live.live_sessions()
+        sessions = self.owner.live_sessions()
         rate = sum(s.ingest_rate for s in sessions) * 8 / 1e6
         line = f"{len(sessions)} live sessions, ingest {rate:.1f} Mb/s"
         store = self.store_health()
@@ -255,22 +202,11 @@ class IngestServer:
         return line
 
     def apply(self, config: Config) -> None:
-        """Apply what can change while running (everything but :data:`RESTART_KEYS`)."""
+        """Apply what can change while running (every key not in :data:`RESTART_KEYS`)."""
         if self.pool is not None:
             self.pool.apply(config)
-        if self.rtmp is not None:
-            self.rtmp.apply(config.rtmp)
-        self.publishers.policy = duplicate_policy(config)
-        self.manager.flush_interval = config.sessions.flush_interval
-        self.manager.rate_window = config.sessions.rate_window
-        self.authorizer.reject_delay = (
-            config.sessions.reject_delay_min,
-            config.sessions.reject_delay_max,
-        )
-        self.authorizer.throttle_failures = config.sessions.throttle_failures
-        self.authorizer.throttle_window = config.sessions.throttle_window
+        apply_live(config, self.sessions, self.rtmp)
         self.retention_days = config.hls.retention_days
-        apply_log_config(config.log)
         kept = {name: getattr(self.config, name) for name in ("http", "hls", "storage")}
         self.config = dataclasses.replace(
             config, rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen), **kept
@@ -279,13 +215,15 @@ class IngestServer:
     async def stop(self) -> None:
         self.ready = False
         log_event(
-            logger, logging.INFO, "shutting_down", live_sessions=len(self.live.live_sessions())
+            logger, logging.INFO, "shutting_down", live_sessions=len(self.owner.live_sessions())
         )
+        # Every publish, in whichever process, ends as the server's stop.
+        self.owner.end_all(EndReason.SHUTDOWN, SHUTTING_DOWN)
         if self.pool is not None:
             await self.pool.close()
         if self.rtmp is not None:
             self.rtmp.stop_accepting()
-        await self.manager.close()
+        await self.sessions.close()
         if self.rtmp is not None:
             await self.rtmp.close()
         if self._http_task is not None:
@@ -379,7 +317,7 @@ async def serve(config: Config, config_path: str | None = None) -> None:
     loop.add_signal_handler(signal.SIGHUP, hup.put_nowait, None)
     notifier = await Notifier.from_environ()
     activated = activated_sockets()
-    store = await Store.open(database_path(config), busy_timeout=config.storage.busy_timeout)
+    store = await Store.open(config.storage.database_path, busy_timeout=config.storage.busy_timeout)
     server = IngestServer(config, store)
     background: list[asyncio.Task[None]] = []
     try:

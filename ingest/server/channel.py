@@ -1,10 +1,11 @@
 """A message channel between the main process and a worker process.
 
-Messages are JSON objects sent as frames (a 4-byte big-endian length, then UTF-8 JSON) over
-a Unix stream socket. Either side may send notifications (``{"op": ..., ...}``, no answer)
-and requests (with an ``id``); a request's answer is ``{"re": id, "result": ...}`` or
-``{"re": id, "error": "..."}``. Frames are read and handled in the order they were sent,
-which is what lets a worker say "this session ended" before it answers "kicked".
+The messages are those of :mod:`sessions.process_messages`, sent as JSON objects in frames
+(a 4-byte big-endian length, then UTF-8 JSON) over a Unix stream socket. Either side may
+send notices (``{"op": ..., ...}``, no answer) and requests (with an ``id``); a request's
+answer is ``{"re": id, "result": ...}`` or ``{"re": id, "error": "..."}``. Frames are read
+and handled in the order they were sent, which is what lets a worker's reports reach the
+owner before the request that follows them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ingest.logs import log_event
+from sessions.process_messages import (
+    ChannelClosed,
+    Message,
+    RemoteError,
+    Wire,
+    decode,
+    encode,
+)
 
 logger = logging.getLogger("ingest.channel")
 
@@ -26,21 +35,23 @@ logger = logging.getLogger("ingest.channel")
 MAX_FRAME = 64 * 1024 * 1024
 _LENGTH = struct.Struct(">I")
 
-Message = dict[str, Any]
+__all__ = [
+    "MAX_FRAME",
+    "Channel",
+    "ChannelClosed",
+    "FrameDecoder",
+    "NoticeHandler",
+    "RemoteError",
+    "RequestHandler",
+    "encode_frame",
+]
+
 #: Answers a request; what it returns is the request's result.
 RequestHandler = Callable[[Message], Awaitable[Any]]
 NoticeHandler = Callable[[Message], None]
 
 
-class ChannelClosed(ConnectionError):
-    """The other side went away before it answered."""
-
-
-class RemoteError(RuntimeError):
-    """The other side failed to handle a request."""
-
-
-def encode_frame(message: Message) -> bytes:
+def encode_frame(message: Wire) -> bytes:
     body = json.dumps(message, separators=(",", ":")).encode("utf-8")
     if len(body) > MAX_FRAME:
         raise ValueError(f"message of {len(body)} bytes is over the {MAX_FRAME}-byte limit")
@@ -53,7 +64,7 @@ class FrameDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data: bytes) -> list[Wire]:
         self._buffer += data
         messages = []
         while len(self._buffer) >= _LENGTH.size:
@@ -97,11 +108,11 @@ class Channel:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
         self._reader_task = asyncio.ensure_future(self._read(reader))
 
-    def notify(self, op: str, **fields: Any) -> None:
+    def notify(self, message: Message) -> None:
         """Send a notice; silently dropped once the channel is closed."""
-        self._send({"op": op, **fields})
+        self._send(encode(message))
 
-    async def request(self, op: str, **fields: Any) -> Any:
+    async def request(self, message: Message) -> Any:
         """Send a request and wait for its answer."""
         if self.closed.is_set():
             raise ChannelClosed(f"{self.name} is closed")
@@ -109,12 +120,12 @@ class Channel:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         try:
-            self._send({"op": op, "id": request_id, **fields})
+            self._send({**encode(message), "id": request_id})
             return await future
         finally:
             self._waiting.pop(request_id, None)
 
-    def _send(self, message: Message) -> None:
+    def _send(self, message: Wire) -> None:
         writer = self._writer
         if writer is None or writer.is_closing() or self.closed.is_set():
             return
@@ -134,37 +145,35 @@ class Channel:
         finally:
             self._close()
 
-    def _dispatch(self, message: Message) -> None:
-        if "re" in message:
-            future = self._waiting.get(message["re"])
+    def _dispatch(self, data: Wire) -> None:
+        if "re" in data:
+            future = self._waiting.get(data["re"])
             if future is not None and not future.done():
-                if "error" in message:
-                    future.set_exception(RemoteError(str(message["error"])))
+                if "error" in data:
+                    future.set_exception(RemoteError(str(data["error"])))
                 else:
-                    future.set_result(message.get("result"))
-        elif "id" in message:
-            task = asyncio.ensure_future(self._answer(message))
+                    future.set_result(data.get("result"))
+        elif "id" in data:
+            task = asyncio.ensure_future(self._answer(data))
             self._handling.add(task)
             task.add_done_callback(self._handling.discard)
         else:
             try:
-                self._on_notice(message)
+                self._on_notice(decode(data))
             except Exception as exc:
-                self._log_failure("channel_notice_failed", message, exc)
+                self._log_failure("channel_notice_failed", data, exc)
 
-    async def _answer(self, message: Message) -> None:
+    async def _answer(self, data: Wire) -> None:
         try:
-            result = await self._on_request(message)
+            result = await self._on_request(decode(data))
         except Exception as exc:
-            self._log_failure("channel_request_failed", message, exc)
-            self._send({"re": message["id"], "error": f"{type(exc).__name__}: {exc}"})
+            self._log_failure("channel_request_failed", data, exc)
+            self._send({"re": data["id"], "error": f"{type(exc).__name__}: {exc}"})
         else:
-            self._send({"re": message["id"], "result": result})
+            self._send({"re": data["id"], "result": result})
 
-    def _log_failure(self, event: str, message: Message, exc: Exception) -> None:
-        log_event(
-            logger, logging.ERROR, event, channel=self.name, op=message.get("op"), exc_info=exc
-        )
+    def _log_failure(self, event: str, data: Wire, exc: Exception) -> None:
+        log_event(logger, logging.ERROR, event, channel=self.name, op=data.get("op"), exc_info=exc)
 
     def _close(self) -> None:
         if self.closed.is_set():

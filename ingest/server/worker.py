@@ -1,18 +1,18 @@
 """One worker process (``[rtmp] processes`` above 1; see :mod:`ingest.server.workers`).
 
 It accepts publishers on the shared RTMP port, runs the sessions of the ones it accepted
-and their segmenters, and writes them to the store. Keys and the one-publisher-per-stream
-rule are the main process's: each publish is authorized there, over the channel it was
-started with (``python -m ingest.server.worker FD``). It reports every session as it opens, at
-every flush and once its end is stored. It stops gracefully (live sessions end as
-``shutdown``) when the main process says so, when the main process goes away, or on
-SIGTERM/SIGINT; a second signal exits at once.
+and their segmenters, and writes them to the store. Who may publish, and how each session
+ends, is the main process's to decide: this process's session manager asks the owner there
+through a :class:`~sessions.remote.RemoteSessions`, over the channel it was started with
+(``python -m ingest.server.worker FD``), and it reports its loop lag and store health
+every flush. It stops gracefully (live sessions end as ``shutdown``) when the main
+process says so, when the main process goes away, or on SIGTERM/SIGINT; a second signal
+exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import socket
@@ -20,105 +20,19 @@ import sys
 from typing import Any
 
 from ingest.config import config_from_dict
-from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.listener import RtmpServer, number_connections_from
 from ingest.logs import apply_log_config
-from ingest.server.channel import Channel, ChannelClosed, Message
+from ingest.server.channel import Channel
 from ingest.server.eventloop import run_loop
 from ingest.server.heap import limit_malloc_arenas, settle_heap
 from ingest.server.looplag import LoopLagMonitor
-from ingest.server.runtime import database_path, media_executor, media_settings
-from ingest.server.workers import attempt_to_dict, record_to_dict
-from sessions.manager import SessionManager
-from sessions.publishers import ReleasingSink
+from ingest.server.runtime import SessionSide, apply_live, build_sessions
+from sessions.process_messages import Apply, Close, Failed, Hello, Message, Ready, Stats, Stop
+from sessions.remote import RemoteSessions
 from storage import Store
-from storage.models import SessionRecord
 
 #: Connection ids of worker N start at N * this + 1, so that logs never mix two up.
 CONNECTION_ID_SPAN = 10_000_000
-
-
-class RemotePublishers:
-    """The worker's authorizer and publish handler: the main process decides, the media
-    stays here."""
-
-    def __init__(self, channel: Channel, manager: SessionManager) -> None:
-        self.channel = channel
-        self.manager = manager
-        self._controls: dict[int, PublisherControl] = {}
-        #: Accepted, not started yet; and closes the main process asked for meanwhile.
-        self._pending: set[int] = set()
-        self._closing: dict[int, str] = {}
-
-    async def authorize(self, attempt: PublishAttempt) -> Decision:
-        conn = attempt.connection_id
-        try:
-            answer = await self.channel.request("authorize", attempt=attempt_to_dict(attempt))
-        except asyncio.CancelledError:
-            # The connection went while its key was being checked: free what the main
-            # process may have claimed for it.
-            self.channel.notify("released", conn=conn)
-            raise
-        except ChannelClosed:
-            return Decision(False, "NetStream.Publish.Denied", "server shutting down")
-        decision = Decision(**answer)
-        if not decision.allowed:
-            return decision
-        self._pending.add(conn)
-        return dataclasses.replace(decision, release=lambda: self._release(conn))
-
-    def started(
-        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
-    ) -> StreamSink:
-        conn = attempt.connection_id
-        self._pending.discard(conn)
-        self._controls[conn] = control
-        sink = ReleasingSink(
-            self.manager.started(attempt, control, decision), lambda: self._release(conn)
-        )
-        reason = self._closing.pop(conn, None)
-        if reason is not None:
-            asyncio.get_running_loop().call_soon(control.close, reason)
-        return sink
-
-    def _release(self, conn: int) -> None:
-        self._pending.discard(conn)
-        self._closing.pop(conn, None)
-        self._controls.pop(conn, None)
-        self.channel.notify("released", conn=conn)
-
-    def close(self, conn: int, reason: str) -> None:
-        """The main process ends a publisher (replaced by one on another connection)."""
-        control = self._controls.get(conn)
-        if control is not None:
-            control.close(reason)
-        elif conn in self._pending:
-            self._closing[conn] = reason
-
-
-class _Reporter:
-    """Tells the main process of this worker's sessions (see ``SessionObserver``)."""
-
-    def __init__(self, channel: Channel, loop_lag: LoopLagMonitor) -> None:
-        self.channel = channel
-        self.loop_lag = loop_lag
-        self.manager: SessionManager | None = None
-
-    def opened(self, record: SessionRecord) -> None:
-        self.channel.notify("opened", record=record_to_dict(record))
-
-    def saved(self, records: list[SessionRecord]) -> None:
-        manager = self.manager
-        self.channel.notify(
-            "saved",
-            records=[record_to_dict(r) for r in records if r.status == "live"],
-            loop_lag=self.loop_lag.snapshot(),
-            availability=manager.segment_availability() if manager is not None else None,
-            store=manager.writes.health().to_dict() if manager is not None else None,
-        )
-
-    def ended(self, record: SessionRecord) -> None:
-        self.channel.notify("ended", session=record.id)
 
 
 class Worker:
@@ -126,46 +40,44 @@ class Worker:
         self.channel = Channel(
             sock, on_request=self._on_request, on_notice=self._on_notice, name="main process"
         )
-        self.hello: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.hello: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
         self.stop = asyncio.Event()
-        self.manager: SessionManager | None = None
-        self.publishers: RemotePublishers | None = None
+        #: The owner of the live streams, in the main process.
+        self.owner = RemoteSessions(self.channel)
+        self.sessions: SessionSide | None = None
         self.rtmp: RtmpServer | None = None
+        self.loop_lag = LoopLagMonitor()
 
     async def _on_request(self, message: Message) -> Any:
-        op = message.get("op")
-        manager = self.manager
-        if manager is None:
-            return False
-        if op == "kick":
-            return await manager.kick(message["session"])
-        if op == "end_stream":
-            return await manager.end_stream(message["stream"], message["reason"])
-        raise ValueError(f"unknown request {op!r}")
+        raise ValueError(f"unknown request {message.op!r}")
 
     def _on_notice(self, message: Message) -> None:
-        op = message.get("op")
-        if op == "hello":
+        if isinstance(message, Hello):
             if not self.hello.done():
                 self.hello.set_result(message)
-        elif op == "close":
-            if self.publishers is not None:
-                self.publishers.close(message["conn"], message["reason"])
-        elif op == "stop":
+        elif isinstance(message, Close):
+            self.owner.close(message)
+        elif isinstance(message, Stop):
             self.stop.set()
-        elif op == "apply":
-            self._apply(message["config"])
+        elif isinstance(message, Apply):
+            if self.sessions is not None:
+                apply_live(config_from_dict(message.config), self.sessions, self.rtmp)
         else:
-            raise ValueError(f"unknown notice {op!r}")
+            raise ValueError(f"unknown notice {message.op!r}")
 
-    def _apply(self, data: dict[str, Any]) -> None:
-        config = config_from_dict(data)
-        if self.rtmp is not None:
-            self.rtmp.apply(config.rtmp)
-        if self.manager is not None:
-            self.manager.flush_interval = config.sessions.flush_interval
-            self.manager.rate_window = config.sessions.rate_window
-        apply_log_config(config.log)
+    async def _report(self, sessions: SessionSide) -> None:
+        """Tell the main process this process's loop lag, segment availability and
+        store health, every flush interval."""
+        manager = sessions.manager
+        while True:
+            await asyncio.sleep(manager.flush_interval)
+            self.channel.notify(
+                Stats(
+                    self.loop_lag.snapshot(),
+                    manager.segment_availability(),
+                    manager.writes.health().to_dict(),
+                )
+            )
 
     async def run(self) -> int:
         channel = self.channel
@@ -176,45 +88,43 @@ class Worker:
         if not self.hello.done():
             return 1
         hello = self.hello.result()
-        config = config_from_dict(hello["config"])
+        config = config_from_dict(hello.config)
         apply_log_config(config.log)
-        number_connections_from(hello["index"] * CONNECTION_ID_SPAN + 1)
-        store = await Store.open(database_path(config), busy_timeout=config.storage.busy_timeout)
-        executor = media_executor(config)
-        loop_lag = LoopLagMonitor()
-        reporter = _Reporter(channel, loop_lag)
-        self.manager = manager = SessionManager(
-            store,
-            flush_interval=config.sessions.flush_interval,
-            rate_window=config.sessions.rate_window,
-            media=media_settings(config, executor, hello["public_url"]),
-            observer=reporter,
+        number_connections_from(hello.index * CONNECTION_ID_SPAN + 1)
+        store = await Store.open(
+            config.storage.database_path, busy_timeout=config.storage.busy_timeout
         )
-        reporter.manager = manager
-        self.publishers = publishers = RemotePublishers(channel, manager)
-        self.rtmp = rtmp = RtmpServer(config.rtmp, publishers, publishers)
+        self.sessions = sessions = build_sessions(
+            config, store, hello.public_url, owner=self.owner, process=hello.index + 1
+        )
+        manager = sessions.manager
+        self.rtmp = rtmp = RtmpServer(config.rtmp, manager, manager)
+        report: asyncio.Task[None] | None = None
         code = 0
         try:
-            await manager.start(recover=False)
-            loop_lag.start()
+            await sessions.start(recover=False)
+            self.loop_lag.start()
+            report = asyncio.ensure_future(self._report(sessions))
             try:
-                sockets = [socket.socket(fileno=fd) for fd in hello["fds"]]
+                sockets = [socket.socket(fileno=fd) for fd in hello.fds]
                 await rtmp.start(sockets, reuse_port=True)
             except OSError as exc:
-                channel.notify("failed", error=f"cannot listen on {config.rtmp.listen}: {exc}")
+                channel.notify(Failed(f"cannot listen on {config.rtmp.listen}: {exc}"))
                 code = 1
             else:
-                channel.notify("ready", addresses=rtmp.addresses)
+                channel.notify(Ready(rtmp.addresses))
                 settle_heap()
                 stop = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({stop, closed}, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
         finally:
             rtmp.stop_accepting()
-            await manager.close()
+            await sessions.close()
             await rtmp.close()
-            loop_lag.stop()
-            executor.shutdown(wait=True)
+            if report is not None:
+                report.cancel()
+            self.loop_lag.stop()
+            sessions.executor.shutdown(wait=True)
             await store.close()
             closed.cancel()
             await channel.close()

@@ -1,17 +1,16 @@
 """Worker processes, as the main process runs them (``[rtmp] processes`` above 1).
 
-Each worker process (:mod:`ingest.server.worker`) accepts publishers on the RTMP port, which the
-workers share through ``SO_REUSEPORT`` (the kernel spreads new connections over them), and
-runs its own sessions and segmenters, writing to the same store. What must be decided once
-for the whole server stays here, in the main process:
-
-- keys: every publish is authorized here (throttling and the event log see every worker),
-  and the one-publisher-per-stream rule holds across workers, because the stream is
-  claimed here in the same step (a replaced publisher is closed in whichever worker has it);
-- the live view: workers report each session as it opens, its counters at every flush, and
-  its end once stored, so the API lists every worker's live sessions;
-- crashes: when a worker dies, its sessions still live are ended as ``server_restart``
-  (their playlists closed, their recordings made) and a new worker takes its place.
+Each worker process (:mod:`ingest.server.worker`) accepts publishers on the RTMP port,
+which the workers share through ``SO_REUSEPORT`` (the kernel spreads new connections over
+them), and runs its own sessions and segmenters, writing to the same store. What must be
+decided once for the whole server is decided here, in the main process, by the one owner
+of the live streams (:class:`~sessions.owner.StreamOwner`): every publish is authorized
+and its stream granted here, each worker's sessions are reported here (the API's live
+view), and each session ends as the owner says (a replaced publisher, a kick or a
+disabled key reach the worker that has it); each worker's messages reach the owner
+through its :class:`~sessions.remote.WorkerHolders`. When a worker dies, its sessions
+are ended as ``server_restart`` (their playlists closed, their recordings made) and a
+new worker takes its place.
 """
 
 from __future__ import annotations
@@ -28,13 +27,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest.config import Config, config_to_dict
-from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event
-from ingest.server.channel import Channel, ChannelClosed, Message, RemoteError
+from ingest.server.channel import Channel
 from sessions.manager import SessionManager
-from sessions.publishers import LivePublishers
+from sessions.owner import StreamOwner
+from sessions.process_messages import (
+    Apply,
+    Failed,
+    Hello,
+    Message,
+    Ready,
+    Stats,
+    Stop,
+)
+from sessions.remote import WorkerHolders
 from sessions.writes import WriteHealth
-from storage.models import SessionRecord
 
 logger = logging.getLogger("ingest.workers")
 
@@ -59,60 +66,6 @@ def worker_environ() -> dict[str, str]:
     }
 
 
-def attempt_to_dict(attempt: PublishAttempt) -> dict[str, Any]:
-    return dataclasses.asdict(attempt)
-
-
-def decision_to_dict(decision: Decision) -> dict[str, Any]:
-    return {
-        f.name: getattr(decision, f.name)
-        for f in dataclasses.fields(decision)
-        if f.name != "release"
-    }
-
-
-def record_to_dict(record: SessionRecord) -> dict[str, Any]:
-    return dataclasses.asdict(record)
-
-
-def record_from_dict(data: dict[str, Any]) -> SessionRecord:
-    return SessionRecord(**data)
-
-
-class _NoMedia:
-    """The main process's publish handler: the media goes to the worker, not here."""
-
-    def started(
-        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
-    ) -> StreamSink:
-        return self
-
-    def media(self, event: object) -> None:
-        pass
-
-    def metadata(self, event: object) -> None:
-        pass
-
-    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
-        pass
-
-
-class _RemoteControl:
-    """A publisher in a worker process, as the main process can act on it."""
-
-    def __init__(self, worker: _Worker, connection_id: int) -> None:
-        self.worker = worker
-        self.connection_id = connection_id
-
-    @property
-    def bytes_received(self) -> int:
-        return 0
-
-    def close(self, reason: str) -> None:
-        if self.worker.channel is not None:
-            self.worker.channel.notify("close", conn=self.connection_id, reason=reason)
-
-
 @dataclasses.dataclass(eq=False)
 class _Worker:
     index: int
@@ -120,12 +73,8 @@ class _Worker:
     channel: Channel | None = None
     ready: asyncio.Future[None] | None = None
     started_at: float = 0.0
-    #: Its live sessions, by id, with the counters of its last flush.
-    live: dict[str, SessionRecord] = dataclasses.field(default_factory=dict)
-    #: Accepted publishes (by connection id) and the hold each has on its stream.
-    claims: dict[int, StreamSink] = dataclasses.field(default_factory=dict)
-    authorizing: set[int] = dataclasses.field(default_factory=set)
-    abandoned: set[int] = dataclasses.field(default_factory=set)
+    #: Its publishers, as the owner sees them (while its channel is open).
+    holders: WorkerHolders | None = None
     loop_lag: dict[str, float] | None = None
     availability: dict[str, float] | None = None
     #: Its writes to the store, as of its last flush.
@@ -136,22 +85,26 @@ class _Worker:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    @property
+    def number(self) -> int:
+        """The worker's process number in the owner's holder keys (0 is this process)."""
+        return self.index + 1
+
 
 class WorkerPool:
-    """Starts ``[rtmp] processes`` workers, keeps them running, and is the live-session
-    view (:class:`sessions.http.deps.LiveSessions`) the API reads."""
+    """Starts ``[rtmp] processes`` workers and keeps them running."""
 
     def __init__(
         self,
         config: Config,
-        publishers: LivePublishers,
+        owner: StreamOwner,
         manager: SessionManager,
         *,
         public_url: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.publishers = publishers
+        self.owner = owner
         self.manager = manager
         self.public_url = public_url
         self.clock = clock
@@ -162,11 +115,6 @@ class WorkerPool:
         self._stopping = False
         self._watchers: set[asyncio.Task[None]] = set()
         self._delay = RESPAWN_DELAY
-
-    @staticmethod
-    def main_handler() -> _NoMedia:
-        """The publish handler of the main process's :class:`LivePublishers`."""
-        return _NoMedia()
 
     # -- starting and stopping ----------------------------------------------------------
 
@@ -224,23 +172,18 @@ class WorkerPool:
             child.close()
         worker.started_at = self.clock()
         worker.ready = asyncio.get_running_loop().create_future()
-        worker.channel = Channel(
+        worker.channel = channel = Channel(
             parent,
             on_request=lambda message: self._on_request(worker, message),
             on_notice=lambda message: self._on_notice(worker, message),
             name=f"worker {worker.index}",
         )
-        await worker.channel.start()
+        worker.holders = WorkerHolders(self.owner, channel, worker.number)
+        await channel.start()
         watcher = asyncio.ensure_future(self._watch(worker, worker.channel, worker.process))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        worker.channel.notify(
-            "hello",
-            index=worker.index,
-            config=config_to_dict(self.config),
-            public_url=self.public_url,
-            fds=self._fds,
-        )
+        channel.notify(Hello(worker.index, config_to_dict(self.config), self.public_url, self._fds))
         try:
             await asyncio.wait_for(asyncio.shield(worker.ready), READY_TIMEOUT)
         except TimeoutError:
@@ -256,13 +199,8 @@ class WorkerPool:
             worker.ready.set_exception(
                 OSError(f"RTMP worker {worker.index} exited with status {returncode}")
             )
-        for sink in worker.claims.values():
-            sink.ended("worker_exited", "", 0)
-        worker.claims.clear()
-        worker.authorizing.clear()
-        worker.abandoned.clear()
-        orphans = list(worker.live)
-        worker.live.clear()
+        orphans = worker.holders.lost() if worker.holders is not None else []
+        worker.holders = None
         worker.store = None
         worker.channel = None
         if orphans:
@@ -298,7 +236,7 @@ class WorkerPool:
         self._stopping = True
         for worker in self.workers:
             if worker.channel is not None:
-                worker.channel.notify("stop")
+                worker.channel.notify(Stop())
         while self._watchers:
             await asyncio.gather(*list(self._watchers), return_exceptions=True)
         if self._reserved is not None:
@@ -311,7 +249,7 @@ class WorkerPool:
         self.config = dataclasses.replace(config, rtmp=rtmp)
         for worker in self.workers:
             if worker.channel is not None:
-                worker.channel.notify("apply", config=config_to_dict(self.config))
+                worker.channel.notify(Apply(config_to_dict(self.config)))
 
     @property
     def addresses(self) -> list[str]:
@@ -324,104 +262,33 @@ class WorkerPool:
     # -- what workers ask and tell ------------------------------------------------------
 
     async def _on_request(self, worker: _Worker, message: Message) -> Any:
-        if message.get("op") != "authorize":
-            raise ValueError(f"unknown request {message.get('op')!r}")
-        attempt = PublishAttempt(**message["attempt"])
-        conn = attempt.connection_id
-        worker.authorizing.add(conn)
-        try:
-            decision = await self.publishers.authorize(attempt)
-        finally:
-            worker.authorizing.discard(conn)
-        if conn in worker.abandoned:
-            worker.abandoned.discard(conn)
-        elif decision.allowed and worker.channel is not None:
-            # Claimed in the same step as the check: no other worker's publisher can
-            # slip in between, and a replaced one is closed wherever it is.
-            control = _RemoteControl(worker, conn)
-            worker.claims[conn] = self.publishers.started(attempt, control, decision)
-        return decision_to_dict(decision)
+        if worker.holders is None:
+            raise ValueError(f"worker {worker.index} is gone")
+        return await worker.holders.request(message)
 
     def _on_notice(self, worker: _Worker, message: Message) -> None:
-        op = message.get("op")
-        if op == "opened":
-            record = record_from_dict(message["record"])
-            worker.live[record.id] = record
-        elif op == "saved":
-            for data in message["records"]:
-                if data["id"] in worker.live:
-                    worker.live[data["id"]] = record_from_dict(data)
-            worker.loop_lag = message.get("loop_lag")
-            worker.availability = message.get("availability")
-            store = message.get("store")
-            worker.store = WriteHealth.from_dict(store) if store is not None else None
-        elif op == "ended":
-            worker.live.pop(message["session"], None)
-        elif op == "released":
-            conn = message["conn"]
-            sink = worker.claims.pop(conn, None)
-            if sink is not None:
-                sink.ended("released", "", 0)
-            elif conn in worker.authorizing:
-                worker.abandoned.add(conn)
-        elif op == "ready":
-            worker.addresses = list(message["addresses"])
+        if worker.holders is not None and worker.holders.notice(message):
+            return
+        if isinstance(message, Stats):
+            worker.loop_lag = message.loop_lag
+            worker.availability = message.availability
+            worker.store = WriteHealth.from_dict(message.store)
+        elif isinstance(message, Ready):
+            worker.addresses = list(message.addresses)
             if worker.ready is not None and not worker.ready.done():
                 worker.ready.set_result(None)
-        elif op == "failed":
+        elif isinstance(message, Failed):
             if worker.ready is not None and not worker.ready.done():
-                worker.ready.set_exception(OSError(message.get("error", "worker failed")))
+                worker.ready.set_exception(OSError(message.error))
         else:
-            raise ValueError(f"unknown notice {op!r}")
+            raise ValueError(f"unknown notice {message.op!r}")
 
-    # -- the live view (for the API) ----------------------------------------------------
-
-    def live_sessions(self) -> list[SessionRecord]:
-        return [record for worker in self.workers for record in worker.live.values()]
-
-    def live_session(self, stream_id: str) -> SessionRecord | None:
-        for record in self.live_sessions():
-            if record.stream_id == stream_id:
-                return record
-        return None
-
-    def total_ingest_rate(self) -> float:
-        return float(sum(record.ingest_rate for record in self.live_sessions()))
-
-    async def kick(self, session_id: str) -> bool:
-        for worker in self.workers:
-            if session_id in worker.live and worker.channel is not None:
-                return bool(await self._ask(worker, "kick", session=session_id))
-        return False
-
-    async def end_stream(self, stream_id: str, reason: str = "key_disabled") -> bool:
-        """End the stream's live publish, in whichever worker has it."""
-        answers = await asyncio.gather(
-            *(
-                self._ask(worker, "end_stream", stream=stream_id, reason=reason)
-                for worker in self.workers
-                if worker.channel is not None
-            )
-        )
-        return any(answers)
-
-    async def _ask(self, worker: _Worker, op: str, **fields: Any) -> Any:
-        """A request to a worker; a worker that dies meanwhile answers False (what it
-        had live is ended as ``server_restart``)."""
-        channel = worker.channel
-        if channel is None:
-            return False
-        try:
-            return await channel.request(op, **fields)
-        except ChannelClosed:
-            return False
-        except RemoteError as exc:
-            log_event(logger, logging.ERROR, "worker_request_failed", op=op, error=str(exc))
-            return False
+    # -- what the API reports -----------------------------------------------------------
 
     def processes(self) -> list[dict[str, Any]]:
         return [
-            {"index": w.index, "pid": w.pid, "live_sessions": len(w.live)} for w in self.workers
+            {"index": w.index, "pid": w.pid, "live_sessions": self.owner.holding(w.number)}
+            for w in self.workers
         ]
 
     def loop_lag(self) -> dict[str, float] | None:

@@ -30,7 +30,7 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         store=stack.store,
         streams=stack.streams,
-        live=stack.manager,
+        live=stack.owner,
         config=Config(),
         admin_token="e2e-token",
         is_ready=lambda: True,

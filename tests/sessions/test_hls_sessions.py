@@ -227,10 +227,10 @@ async def test_a_kick_answers_after_the_end_is_stored(stack: Stack, tmp_path: Pa
         make_flv(tmp_path / "clip.flv", seconds=20), stack.url(key), realtime=True, quiet=True
     )
     async with asyncio.timeout(15):
-        while (live := stack.manager.live_session(stream.id)) is None:
+        while (live := stack.owner.live_session(stream.id)) is None:
             await asyncio.sleep(0.05)
     await asyncio.sleep(2.5)
-    assert await stack.manager.kick(live.id)
+    assert await stack.owner.kick(live.id)
     stored = await stack.store.get_session(live.id)
     assert stored is not None
     assert (stored.status, stored.end_reason) == ("ended", "kicked")

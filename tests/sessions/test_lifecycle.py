@@ -43,7 +43,7 @@ async def _ended(stack: Stack, count: int = 1, timeout: float = 15.0) -> list[Se
 
 async def _live(stack: Stack, stream_id: str, timeout: float = 15.0) -> SessionRecord:
     async with asyncio.timeout(timeout):
-        while (record := stack.manager.live_session(stream_id)) is None:
+        while (record := stack.owner.live_session(stream_id)) is None:
             await asyncio.sleep(0.02)
     return record
 
@@ -155,7 +155,7 @@ async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action
     proc = await _ffmpeg(source, stack.url(key))
     live = await _live(stack, stream.id)
     if action == "kick":
-        assert await stack.manager.kick(live.id)
+        assert await stack.owner.kick(live.id)
     elif action == "disable":
         await stack.streams.set_disabled(stream.id, True)
     else:
@@ -163,7 +163,7 @@ async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action
     assert await asyncio.wait_for(proc.wait(), 10) != 0
     (session,) = await _ended(stack)
     assert session.end_reason == ("kicked" if action == "kick" else "key_disabled")
-    assert not await stack.manager.kick(live.id)
+    assert not await stack.owner.kick(live.id)
 
 
 async def test_disabling_through_the_store_alone_ends_the_session(

@@ -89,13 +89,13 @@ async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
         make_flv(tmp_path / "long.flv", seconds=30), stack.url(cam_key), realtime=True
     )
     async with asyncio.timeout(30):
-        while (live := stack.manager.live_session(cam.id)) is None or not list(
+        while (live := stack.owner.live_session(cam.id)) is None or not list(
             (stack.media_root / cam.playback_id / live.id).glob("seg_*")
         ):
             await asyncio.sleep(0.05)
     await _gone(first_folder)
 
-    playback = Playback(stack.store, stack.manager, stack.media_root, stack.manager.writes)
+    playback = Playback(stack.store, stack.owner, stack.media_root, stack.manager.writes)
     assert (
         await playback.session_file(cam.playback_id, first.id, "index.m3u8", recording=False)
         is None
@@ -113,7 +113,7 @@ async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
     )
     assert found is not None
 
-    assert await stack.manager.kick(live.id)
+    assert await stack.owner.kick(live.id)
     await publisher.wait()
     await _gone(stack.media_root / cam.playback_id / live.id)
     assert (stack.media_root / cam.playback_id).is_dir(), "the stream's folder stays"

@@ -18,12 +18,14 @@ import pytest
 
 from bench.media import make_flv
 from sessions.manager import SessionManager
+from sessions.owner import StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
 from storage import Store
 from storage.models import SessionRecord, StreamRecord
 from tests.sessions.test_recording import _hls
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
+from tests.support.recorder import AllowAll
 from tests.test_cli import _config, _start_server
 
 STALLED = "tests.support.stalled"
@@ -232,7 +234,7 @@ async def test_a_recording_that_cannot_be_made_fails_with_a_message(tmp_path: Pa
         (no_playlist / "recording.mp4.tmp").write_bytes(b"\0" * 1000)
         (intact / "recording.mp4.tmp").write_bytes(b"\0" * 1000)
 
-        manager = SessionManager(store, media=settings)
+        manager = SessionManager(store, StreamOwner(AllowAll()), media=settings)
         await manager.start()
         try:
             async with asyncio.timeout(60):

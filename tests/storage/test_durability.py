@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import SessionRecord, Store
+from storage import EndReason, SessionRecord, Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ async def test_sigkill_mid_flush_then_recover(tmp_path: Path) -> None:
         stream = await store.get_stream("s1")
         assert stream is not None and stream.last_seen == saved.last_seen
 
-        closed = await store.close_open_sessions(reason="server_restart", now=5000.0)
+        closed = await store.close_open_sessions(reason=EndReason.SERVER_RESTART, now=5000.0)
         assert [s.id for s in closed] == ["live"]
         assert closed[0].ended_at == saved.last_seen
         assert closed[0].duration == saved.last_seen - 1000.0

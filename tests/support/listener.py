@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ingest.config import RtmpConfig
 from ingest.listener import RtmpServer
-from sessions.publishers import LivePublishers
-from tests.support.recorder import AllowAll, Recorder
+from sessions.owner import DuplicatePolicy
+from tests.support.recorder import AllowAll, OwnedRecorder, Recorder
 
 #: ``await start(authorizer=None, policy=None, **rtmp_settings)`` → (server, recorder).
 Start = Callable[..., Awaitable[tuple[RtmpServer, Recorder]]]
@@ -17,19 +17,21 @@ Start = Callable[..., Awaitable[tuple[RtmpServer, Recorder]]]
 async def listeners() -> AsyncIterator[Start]:
     """Yields ``start``, which starts an :class:`RtmpServer` on 127.0.0.1 with the given
     ``[rtmp]`` settings, an authorizer (all allowed by default) and a :class:`Recorder`;
-    with ``policy``, behind :class:`LivePublishers` with that duplicate-publish policy."""
+    with ``policy``, an :class:`OwnedRecorder`: the owner of the live streams decides, with
+    that duplicate-publish policy."""
     servers: list[RtmpServer] = []
 
     async def start_server(
         authorizer: object = None, policy: str | None = None, **settings: object
     ) -> tuple[RtmpServer, Recorder]:
-        recorder = Recorder()
         config = RtmpConfig(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
         auth = authorizer or AllowAll()
+        recorder: Recorder
         if policy is not None:
-            registry = LivePublishers(auth, recorder, policy)  # type: ignore[arg-type]
-            server = RtmpServer(config, registry, registry)
+            recorder = owned = OwnedRecorder(auth, DuplicatePolicy(policy))  # type: ignore[arg-type]
+            server = RtmpServer(config, owned, owned)
         else:
+            recorder = Recorder()
             server = RtmpServer(config, auth, recorder)  # type: ignore[arg-type]
         await server.start()
         servers.append(server)
