@@ -24,22 +24,16 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event, percentiles_ms
 from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
-from sessions.hls import SegmentInfo
-from sessions.media_cleanup import MediaExpiry, SessionFolder, session_folders, sweep_orphans
+from sessions.hls import HandOver, SegmentInfo
+from sessions.media_cleanup import MediaExpiry
 from sessions.owner import End, HolderKey, Owner
-from sessions.recording import (
-    REMUX_CONCURRENCY,
-    close_playlists,
-    delete_media,
-    remove_partial_files,
-)
+from sessions.recovery import Recovery, await_recording
 from sessions.segmenting import MediaSettings, SessionMedia
 from sessions.writes import FLUSH_TIMEOUT, Job, StoreWrites
 from storage import Store, retryable
@@ -196,12 +190,10 @@ class SessionManager:
         self.availability: deque[float] = deque(maxlen=1000)
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
-        #: Unrecorded sessions' media, deleted once their players are done.
-        self.expiry = MediaExpiry(media) if media is not None else None
-        self._remuxing = asyncio.Semaphore(REMUX_CONCURRENCY)
-        self._closing = False
-        #: The sweep of orphaned media at start, while it runs.
-        self._sweeping: asyncio.Task[None] | None = None
+        #: Carries every session's waiting media to the executor, many in one job.
+        self.handover = HandOver(media.executor) if media is not None else None
+        #: Crash recovery, recordings, and media no one may play.
+        self.recovery = Recovery(store, self.writes, media, self._spawn)
 
     async def start(self, *, recover: bool = True) -> list[SessionRecord]:
         """Close what a crash left open (as ``server_restart``), make the recordings it
@@ -212,141 +204,25 @@ class SessionManager:
         instead of failing."""
         recovered = await self.recover() if recover else []
         self._flusher_task = asyncio.ensure_future(self._flusher())
-        if recover and self.media is not None:
-            loop = asyncio.get_running_loop()
-            folders = await loop.run_in_executor(
-                self.media.executor, session_folders, self.media.root
-            )
-            self._sweeping = self._spawn(self._sweep_orphans(self.media, folders))
+        if recover:
+            await self.recovery.sweep_orphans()
         return recovered
 
     async def recover(self, ids: Sequence[str] | None = None) -> list[SessionRecord]:
         """End as ``server_restart`` the sessions still live in the store (all, or those of
-        ``ids``: a worker process died), close their playlists and make their recordings
-        in the background; at start (all), also every recording a crash left
-        ``waiting`` (killed while making it, or before)."""
-        now = self.clock()
-        recovered = await self.writes.call(
-            "close sessions left open",
-            lambda: self.store.close_open_sessions(
-                reason=EndReason.SERVER_RESTART, now=now, ids=ids
-            ),
-        )
-        for record in recovered:
-            log_event(
-                logger,
-                logging.WARNING,
-                "session_recovered",
-                session=record.id,
-                stream=record.stream_id,
-                end_reason="server_restart",
-            )
-            await self._finish_recovered(record)
-        if self.media is None:
-            return recovered
-        if ids is None:
-            waiting = await self.store.sessions_awaiting_recording()
-        else:
-            waiting = [r for r in recovered if r.recording_status == "waiting"]
-        if waiting:
-            self._spawn(self._resume_recordings(self.media, waiting))
-        return recovered
-
-    async def _finish_recovered(self, record: SessionRecord) -> None:
-        """Close the playlists a crash left open and remove its half-written files; a
-        recorded session's recording is marked ``waiting`` (:meth:`recover` makes it), an
-        unrecorded one's media is deleted once its players are done."""
-        if self.media is None:
-            return
-        playback_id = (await self.store.playback_ids([record.stream_id])).get(record.stream_id)
-        if playback_id is None:
-            return
-        folder = self.media.folder(playback_id, record.id)
-        if not folder.is_dir():
-            return
-        close_playlists(folder)
-        remove_partial_files(folder)
-        if record.record and record.recording_status in (None, "waiting"):
-            _await_recording(record, self.media, playback_id)
-            # Awaited: recover() then reads which recordings are waiting.
-            await self.writes.call(
-                f"save session {record.id}", lambda: self.store.save_sessions([record])
-            )
-        elif not record.record and self.expiry is not None:
-            self.expiry.schedule(folder)
-
-    async def _resume_recordings(self, media: MediaSettings, records: list[SessionRecord]) -> None:
-        """Make the recordings of ``records`` (all ``waiting``), a few at a time; those not
-        begun when the server stops stay ``waiting`` for the next start."""
-        try:
-            owners = await self.store.playback_ids({r.stream_id for r in records})
-        except Exception as exc:  # they stay waiting: the next start tries again
-            log_event(logger, logging.ERROR, "recordings_not_resumed", exc_info=exc)
-            return
-        pending = iter(records)
-
-        async def run() -> None:
-            for record in pending:
-                if self._closing:
-                    return
-                playback_id = owners.get(record.stream_id)
-                if playback_id is None:
-                    continue
-                log_event(logger, logging.INFO, "recording_resumed", session=record.id)
-                _await_recording(record, media, playback_id)
-                await self._make_recording(media, media.folder(playback_id, record.id), record)
-
-        await asyncio.gather(*(run() for _ in range(REMUX_CONCURRENCY)))
-
-    async def _sweep_orphans(self, media: MediaSettings, folders: list[SessionFolder]) -> None:
-        """Delete, of the media folders listed at start, those no one may play, once the
-        writes queued so far (the recovered sessions' ends) are in the store (if the
-        server stops first, the next start sweeps)."""
-        await self.writes.join()
-        try:
-            swept = await sweep_orphans(self.store, media, folders)
-        except Exception as exc:
-            log_event(logger, logging.ERROR, "media_sweep_failed", exc_info=exc)
-            return
-        if swept.removed or swept.unknown_recordings:
-            log_event(
-                logger,
-                logging.WARNING if swept.unknown_recordings else logging.INFO,
-                "orphan_media_deleted",
-                folders=swept.removed,
-                unknown_recordings_kept=swept.unknown_recordings,
-            )
+        ``ids``: a worker process died), and finish their media (see
+        :meth:`~sessions.recovery.Recovery.recover`)."""
+        return await self.recovery.recover(ids, now=self.clock())
 
     async def sweep_recordings(self, days: int) -> int:
         """Delete recordings of sessions that ended more than ``days`` days ago; returns
         once the ledger says so (their writes landed)."""
-        if self.media is None or days <= 0:
-            return 0
-        cutoff = self.clock() - days * 86400
-        removed = 0
-        offset = 0
-        while True:
-            page, _ = await self.store.list_sessions(
-                status="ended", until=cutoff, offset=offset, limit=500
-            )
-            if not page:
-                if removed:
-                    await self.writes.join()
-                return removed
-            offset += len(page)
-            owners = await self.store.playback_ids({r.stream_id for r in page})
-            for record in page:
-                if not record.record or record.recording_status == "deleted":
-                    continue
-                if record.ended_at is None or record.ended_at >= cutoff:
-                    continue
-                playback_id = owners.get(record.stream_id)
-                if playback_id is not None:
-                    delete_media(self.media.folder(playback_id, record.id))
-                record.recording_status = "deleted"
-                record.recording_url = record.mp4_url = None
-                self._save(record)
-                removed += 1
+        return await self.recovery.sweep_recordings(days, now=self.clock())
+
+    @property
+    def expiry(self) -> MediaExpiry | None:
+        """Unrecorded sessions' media, deleted once their players are done."""
+        return self.recovery.expiry
 
     # -- the listener's authorizer and publish handler ----------------------------------
 
@@ -391,9 +267,10 @@ class SessionManager:
             encoder=live.encoder,
         )
         record.record = live.recorded
-        if self.media is not None and live.playback_id is not None:
+        if self.media is not None and self.handover is not None and live.playback_id is not None:
             live.output = SessionMedia(
                 self.media,
+                self.handover,
                 live.playback_id,
                 record.id,
                 record=live.recorded,
@@ -499,28 +376,13 @@ class SessionManager:
         _take_issues(record, output)
         settings = output.settings
         if record.record:
-            _await_recording(record, settings, output.playback_id)
+            await_recording(record, settings, output.playback_id)
         self._save_end(record)
         live.end_saved.set()
         if record.record:
-            await self._make_recording(settings, output.folder, record)
+            await self.recovery.make_recording(settings, output.folder, record)
         elif self.expiry is not None:
             self.expiry.schedule(output.folder)
-
-    async def _make_recording(
-        self, settings: MediaSettings, folder: Path, record: SessionRecord
-    ) -> None:
-        try:
-            async with self._remuxing:
-                await settings.remux(folder)
-        except Exception as exc:
-            record.recording_status = "failed"
-            record.err_message = record.err_message or f"recording: {exc}"
-            log_event(logger, logging.ERROR, "recording_failed", session=record.id, error=str(exc))
-        else:
-            record.recording_status = "ready"
-            log_event(logger, logging.INFO, "recording_ready", session=record.id)
-        self._save(record)
 
     def segment_availability(self) -> dict[str, float] | None:
         """How long after its last packet a segment was listed (p50/p99/max, ms)."""
@@ -547,10 +409,6 @@ class SessionManager:
             remote_addr=record.remote_addr,
             reason=reason,
         )
-
-    def _save(self, record: SessionRecord) -> None:
-        """Queue a write of the session's row as it is when the write runs."""
-        self._write(lambda: self.store.save_sessions([record]), f"save session {record.id}")
 
     def _save_end(self, record: SessionRecord) -> None:
         """Queue an ended session's last write, then the news, for the owner, that it
@@ -605,10 +463,7 @@ class SessionManager:
         stop. Writes the store still refuses after ``flush_timeout`` seconds are given up
         and counted in the log (``store_writes_lost``): a session whose end was lost is
         closed as ``server_restart`` at the next start."""
-        self._closing = True
-        if self._sweeping is not None:
-            # It may be waiting for writes a failing store does not take.
-            self._sweeping.cancel()
+        self.recovery.stop()
         for live in list(self._publishes.values()):
             if live.control is not None:
                 live.control.close(SHUTTING_DOWN)
@@ -637,10 +492,3 @@ def _take_issues(record: SessionRecord, output: SessionMedia) -> None:
     if output.segmenter.issues:
         record.issues = list(output.segmenter.issues)
         record.is_healthy = False
-
-
-def _await_recording(record: SessionRecord, settings: MediaSettings, playback_id: str) -> None:
-    """Mark the session's recording as on its way, with the URLs it will have."""
-    record.recording_status = "waiting"
-    record.recording_url = settings.recording_url(playback_id, record.id)
-    record.mp4_url = settings.mp4_url(playback_id, record.id)

@@ -411,10 +411,10 @@ class StreamOwner:
         """End the stream's publish (its key was disabled or the stream deleted), and
         return once its session's end (if it had one) is in the store; False if no one
         publishes on it."""
-        stream = self._streams.get(stream_id)
-        if stream is None or stream.lease is None:
+        lease = self.lease(stream_id)
+        if lease is None:
             return False
-        await self._end_and_wait(stream.lease, reason, f"stream {reason.replace('_', ' ')}")
+        await self._end_and_wait(lease, reason, f"stream {reason.replace('_', ' ')}")
         return True
 
     def end_all(self, reason: EndReason, why: str) -> None:

@@ -207,11 +207,7 @@ _CLASSES: dict[Op, type[Message]] = {
 }
 
 
-def record_to_wire(record: SessionRecord) -> Wire:
-    return dataclasses.asdict(record)
-
-
-def record_from_wire(data: Wire) -> SessionRecord:
+def _record(data: Wire) -> SessionRecord:
     record = SessionRecord(**data)
     if record.end_reason is not None:
         record.end_reason = EndReason(record.end_reason)
@@ -222,8 +218,8 @@ def record_from_wire(data: Wire) -> SessionRecord:
 _READ: dict[type[Message], dict[str, Callable[[Any], Any]]] = {
     Claim: {"attempt": lambda data: PublishAttempt(**data)},
     Close: {"reason": EndReason},
-    Opened: {"record": record_from_wire},
-    Saved: {"records": lambda items: [record_from_wire(item) for item in items]},
+    Opened: {"record": _record},
+    Saved: {"records": lambda items: [_record(item) for item in items]},
     Disconnected: {"cause": EndCause},
 }
 

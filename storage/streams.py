@@ -175,13 +175,6 @@ class StreamQueries(StoreBase):
             )
         return bool(list(rows))
 
-    async def set_stream_last_seen(self, stream_id: str, last_seen: float) -> None:
-        async with self._statement() as conn:
-            await conn.execute_fetchall(
-                "UPDATE streams SET last_seen = ? WHERE id = ? AND deleted_at IS NULL",
-                (last_seen, stream_id),
-            )
-
 
 async def _check_name_free(conn: aiosqlite.Connection, name: str) -> None:
     rows = await conn.execute_fetchall(

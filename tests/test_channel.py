@@ -36,8 +36,6 @@ from sessions.process_messages import (
     Wire,
     decode,
     encode,
-    record_from_wire,
-    record_to_wire,
 )
 from storage.models import EndReason, SessionRecord
 
@@ -192,4 +190,4 @@ def test_configuration_and_session_records_survive_the_trip() -> None:
     )
     record.tracks = [{"kind": "video", "codec": "h264", "width": 1280}]
     record.issues = [{"code": "timestamp_jump", "message": "m", "at": 2.0}]
-    assert record_from_wire(record_to_wire(record)) == record
+    assert decode(encode(Opened(1, record))) == Opened(1, record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.flv import FlvError, VideoPacket, parse_video
+from ingest.flv import KEYFRAME_FIRST_BYTES, FlvError, VideoPacket, is_keyframe, parse_video
 
 AVCC = bytes.fromhex("01640028ffe1000467640028010004" + "68ee3cb0")
 HVCC = bytes(23)
@@ -371,3 +371,21 @@ def test_modex_before_command() -> None:
 def test_packet_repr_hides_payload() -> None:
     p = one(b"\x17\x01\x00\x00\x00" + bytes(5000))
     assert "5000 bytes" in repr(p) and len(repr(p)) < 300
+
+
+@pytest.mark.parametrize("enhanced", [False, True], ids=["legacy", "enhanced"])
+def test_one_keyframe_definition_for_every_first_byte(enhanced: bool) -> None:
+    """What the parser calls a keyframe, the segmenter's hand-over does too (by the first
+    byte alone, on the per-message path)."""
+    for frame_type in range(8):  # (bit 7 set makes an Enhanced header)
+        if enhanced:
+            first = 0x80 | frame_type << 4 | 3  # CodedFramesX
+            payload = bytes((first,)) + b"hvc1" + b"\x00\x00\x00\x01\x26"
+        else:
+            first = frame_type << 4 | 7  # AVC NALUs
+            payload = bytes((first, 1, 0, 0, 0)) + b"\x00\x00\x00\x01\x65"
+        packets = parse_video(payload, 0)
+        parsed = bool(packets) and packets[0].kind == "frame" and packets[0].is_keyframe
+        if packets and packets[0].kind == "frame":
+            assert parsed == is_keyframe(first) == (first in KEYFRAME_FIRST_BYTES), hex(first)
+        assert is_keyframe(first) == (frame_type in (1, 4)), hex(first)

@@ -102,17 +102,21 @@ async def test_one_job_carries_every_waiting_session(
     assert [added.count(id(w.segmenter)) for w in workers] == [len(audio)] * 5
 
 
+@pytest.mark.parametrize("frame_type", [1, 4], ids=["keyframe", "generated-keyframe"])
 async def test_a_keyframe_does_not_wait_for_the_batch_timer(
-    clips: dict[str, list[FlvTag]], tmp_path: Path
+    clips: dict[str, list[FlvTag]], tmp_path: Path, frame_type: int
 ) -> None:
     """A keyframe may complete a segment, so it is handed over at once even when earlier
-    messages are waiting for their batch timer (here one that would fire in an hour)."""
+    messages are waiting for their batch timer (here one that would fire in an hour). A
+    generated keyframe (frame type 4) is one too, as the segmenter sees it."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
         handover = HandOver(executor, batch_delay=3600)
         worker = SegmenterWorker(Segmenter(tmp_path / "out"), handover, lambda _: None)
         tags = [t for t in clips["h264_aac"] if t.tag_type in (8, 9)]
         audio = [t for t in tags if t.tag_type == 8][:3]
         keyframe = next(t for t in tags if t.tag_type == 9 and t.body[0] >> 4 == 1)
+        body = bytes((frame_type << 4 | keyframe.body[0] & 0x0F,)) + keyframe.body[1:]
+        keyframe = FlvTag(keyframe.tag_type, keyframe.timestamp, body)
         for tag in audio:
             worker.feed(tag.tag_type, tag.timestamp, tag.body, 1.0)
         for _ in range(5):

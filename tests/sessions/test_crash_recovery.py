@@ -13,6 +13,7 @@ import av
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import Store
+from tests.support.events import events
 from tests.support.media import start_ffmpeg
 from tests.test_cli import _config, _start_server
 
@@ -51,7 +52,7 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
         assert killed_at - 2.0 <= session.ended_at <= killed_at
         assert session.duration > 1.5
         assert session.bytes_received > 0
-        kinds = {e.kind for e in await store.list_events()}
+        kinds = {e.kind for e in await events(store)}
         assert {"publish_accepted", "session_started"} <= kinds
         # Every segment finished before the crash is on disk and in the ledger, and the
         # recording was finished at the restart: playlists closed, MP4 made.

@@ -20,6 +20,7 @@ import pytest
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import SessionRecord, Store
+from tests.support.events import events
 from tests.support.faults import FullDisk
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.stack import Stack, start_stack
@@ -120,7 +121,7 @@ async def test_a_session_published_while_the_database_is_locked_lands_whole(
         segments = await store.list_segments(session["id"])
         assert len(segments) == session["source_segments"]
         assert [s["sequence"] for s in segments] == list(range(len(segments)))
-        kinds = [e.kind for e in reversed(await store.list_events())]
+        kinds = [e.kind for e in reversed(await events(store))]
         assert kinds == ["publish_accepted", "session_started", "session_ended"]
 
 
@@ -288,7 +289,7 @@ async def test_a_session_published_while_the_database_is_full_ends_with_its_fina
     assert session.duration == ended["duration"]
     segments = await store.list_segments(session.id)
     assert len(segments) == session.source_segments >= 1
-    kinds = {e.kind for e in await store.list_events(limit=1000)}
+    kinds = {e.kind for e in await events(store, limit=1000)}
     assert {"publish_accepted", "session_started", "session_ended"} <= kinds
     assert _fields(caplog, "store_degraded") and _fields(caplog, "store_recovered")
     assert writes.dropped == 0

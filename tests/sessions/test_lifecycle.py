@@ -18,6 +18,7 @@ import pytest
 from bench.media import make_flv, read_flv_tags
 from ingest.rtmp.events import StatusReceived
 from storage.models import SessionRecord
+from tests.support.events import events
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
@@ -94,8 +95,8 @@ async def test_ffmpeg_publish_makes_one_exact_session(stack: Stack, tmp_path: Pa
     assert session.media_bytes == sizes[8] + sizes[9]
     assert session.bytes_received > session.media_bytes
     assert session.ingest_seconds == session.duration
-    events = await stack.store.list_events()
-    kinds = [e.kind for e in reversed(events)]
+    logged = await events(stack.store)
+    kinds = [e.kind for e in reversed(logged)]
     assert kinds == ["publish_accepted", "session_started", "session_ended"]
 
 
@@ -208,7 +209,7 @@ async def test_publish_without_media_leaves_no_session(stack: Stack) -> None:
     await asyncio.sleep(0.3)
     assert (await stack.store.list_sessions())[1] == 0
     await stack.authorizer.drain()
-    assert [e.kind for e in await stack.store.list_events()] == ["publish_accepted"]
+    assert [e.kind for e in await events(stack.store)] == ["publish_accepted"]
 
 
 @pytest.mark.parametrize("case", ["wrong", "disabled", "deleted"])
@@ -224,7 +225,7 @@ async def test_refused_key(stack: Stack, tmp_path: Path, case: str) -> None:
     assert rc != 0
     assert (await stack.store.list_sessions())[1] == 0
     await stack.authorizer.drain()
-    (event,) = await stack.store.list_events()
+    (event,) = await events(stack.store)
     assert event.kind == "publish_rejected"
     assert event.reason == ("stream is disabled" if case == "disabled" else "unknown stream key")
     assert event.remote_addr is not None and event.remote_addr.startswith("127.0.0.1:")
@@ -249,6 +250,6 @@ async def test_wrong_keys_from_one_address_are_throttled(stack: Stack) -> None:
     assert set(codes[:10]) == {"NetStream.Publish.BadName"}
     assert set(codes[10:]) == {"NetStream.Publish.Denied"}
     await stack.authorizer.drain()
-    events = await stack.store.list_events(limit=1000)
-    assert sum(e.kind == "publish_rejected" for e in events) == 10
-    assert sum(e.kind == "publish_throttled" for e in events) == 1
+    logged = await events(stack.store, limit=1000)
+    assert sum(e.kind == "publish_rejected" for e in logged) == 10
+    assert sum(e.kind == "publish_throttled" for e in logged) == 1

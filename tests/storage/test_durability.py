@@ -160,7 +160,7 @@ async def test_cancelled_write_leaves_store_usable(tmp_path: Path) -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             # The next transaction starts cleanly whatever point the cancel hit.
-            await store.set_stream_last_seen("s1", float(delay_rounds))
+            await store.update_stream("s1", now=float(delay_rounds), name=f"n{delay_rounds}")
         stream = await store.get_stream("s1")
-        assert stream is not None and stream.last_seen == 5.0
+        assert stream is not None and (stream.name, stream.updated_at) == ("n5", 5.0)
         assert await store.integrity_check() == "ok"
