@@ -149,6 +149,7 @@ def test_example_config_is_valid() -> None:
     assert config.storage.data_dir == "/var/lib/rtmp-ingest"
 
 
+@pytest.mark.slow
 def test_systemd_analyze_verify(unit_dir: Path) -> None:
     proc = subprocess.run(
         [_systemd_analyze(), "verify", "--man=no", *(str(unit_dir / n) for n in UNITS)],
@@ -165,6 +166,7 @@ def test_systemd_analyze_verify(unit_dir: Path) -> None:
     assert not complaints, output
 
 
+@pytest.mark.slow
 def test_systemd_analyze_security(unit_dir: Path) -> None:
     proc = subprocess.run(
         [_systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit_dir / SERVICE)],
@@ -229,6 +231,7 @@ def _options(command: list[str], flag: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow
 def test_both_readmes_give_the_same_cli_command_and_it_matches_the_service(
     tmp_path: Path,
 ) -> None:

@@ -63,6 +63,7 @@ def _span(source: Path) -> tuple[float, dict[int, int]]:
     return (max(stamps) - min(stamps)) / 1000, sizes
 
 
+@pytest.mark.slow
 async def test_ffmpeg_publish_makes_one_exact_session(stack: Stack, tmp_path: Path) -> None:
     stream, key = await stack.streams.create("cam")
     source = make_flv(tmp_path / "clip.flv", seconds=3, size=(640, 360), fps=30)
@@ -124,6 +125,7 @@ async def test_counts_every_byte_the_socket_carried(stack: Stack, tmp_path: Path
     pub.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill", "stop"])
 async def test_vanished_publisher(stack: Stack, tmp_path: Path, how: str) -> None:
     """An encoder killed outright ends as ``disconnected``; a frozen one (SIGSTOP, the
@@ -149,6 +151,7 @@ async def test_vanished_publisher(stack: Stack, tmp_path: Path, how: str) -> Non
     assert stopped_at - session.ended_at < 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", ["kick", "disable", "delete"])
 async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action: str) -> None:
     stream, key = await stack.streams.create("cam")
@@ -167,6 +170,7 @@ async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action
     assert not await stack.owner.kick(live.id)
 
 
+@pytest.mark.slow
 async def test_disabling_through_the_store_alone_ends_the_session(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -212,6 +216,7 @@ async def test_publish_without_media_leaves_no_session(stack: Stack) -> None:
     assert [e.kind for e in await events(stack.store)] == ["publish_accepted"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["wrong", "disabled", "deleted"])
 async def test_refused_key(stack: Stack, tmp_path: Path, case: str) -> None:
     stream, key = await stack.streams.create("cam")

@@ -22,8 +22,8 @@ from storage import Store
 from storage.models import SessionRecord, StreamRecord
 from tests.sessions.test_recording_recovery import kill, settled, stalled_at
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
+from tests.support.server import serve_config, start_server
 from tests.support.stack import Stack, start_stack
-from tests.test_cli import _config, _start_server
 
 
 def _playlist(folder: Path, durations: list[float]) -> None:
@@ -73,6 +73,7 @@ async def _gone(path: Path) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -120,6 +121,7 @@ async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
     assert list(folder.iterdir())
 
 
+@pytest.mark.slow
 async def test_a_stop_deletes_what_waits_for_its_delay(tmp_path: Path) -> None:
     stack = await start_stack(tmp_path, hls=True)
     try:
@@ -134,12 +136,13 @@ async def test_a_stop_deletes_what_waits_for_its_delay(tmp_path: Path) -> None:
     assert not folder.exists()
 
 
+@pytest.mark.slow
 async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kill -9 when an unrecorded session's media is about to be deleted (the state a
     crash before the delay leaves): the next start deletes it, and keeps the recording."""
-    config = _config(tmp_path)
+    config = serve_config(tmp_path)
     with config.open("a") as fh:
         fh.write("[hls]\nmax_linger = 0.2\n")
     database = tmp_path / "data" / "rtmp-ingest.db"
@@ -150,7 +153,7 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     announce = tmp_path / "stalled-at"
     monkeypatch.setenv("STALL_AT", "delete")
     monkeypatch.setenv("STALL_ANNOUNCE", str(announce))
-    server, port, _ = await _start_server(config, module="tests.support.stalled")
+    server, port, _ = await start_server(config, module="tests.support.stalled")
     try:
         clip = make_flv(tmp_path / "clip.flv", seconds=3, gop=30)
         for key in (show_key, cam_key):
@@ -163,7 +166,7 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     (recorded,) = (tmp_path / "data" / "media" / show.playback_id).iterdir()
 
     monkeypatch.delenv("STALL_AT")
-    server, _, _ = await _start_server(config)
+    server, _, _ = await start_server(config)
     try:
         await _gone(folder)
         assert (await settled(database, recorded.name, "ready", "failed")).recording_status == (
@@ -176,6 +179,7 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     assert (recorded / "recording.mp4").is_file() and list(recorded.glob("seg_*.ts"))
 
 
+@pytest.mark.slow
 async def test_retention_deletes_a_deleted_streams_recordings_too(
     stack: Stack, tmp_path: Path
 ) -> None:

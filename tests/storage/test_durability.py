@@ -49,6 +49,7 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 async def test_sigkill_mid_flush_then_recover(tmp_path: Path) -> None:
     path = tmp_path / "data" / "ingest.db"
