@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 
@@ -66,11 +67,15 @@ def console_errors(driver: WebDriver, allowed: tuple[str, ...] = ()) -> list[str
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    """The first truthy answer of *check*, polled every 50 ms. The deadline is generous:
+    """The first truthy answer of *check*, polled every 50 ms; an element missing or
+    replaced while the page draws it again counts as not yet. The deadline is generous:
     it only stops a test that would otherwise hang."""
     deadline = time.monotonic() + timeout
     while True:
-        found = check()
+        try:
+            found = check()
+        except (NoSuchElementException, StaleElementReferenceException):
+            found = None
         if found:
             return found
         if time.monotonic() > deadline:

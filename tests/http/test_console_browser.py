@@ -108,6 +108,15 @@ class Console:
         except (NoSuchElementException, StaleElementReferenceException):
             return ""
 
+    def click(self, css: str) -> None:
+        """Clicks the first element *css* selects, once the page has drawn it."""
+
+        def clicked() -> bool:
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            return True
+
+        wait_for(clicked, f"{css} to click")
+
     def js(self, script: str, *args: Any) -> Any:
         return self.driver.execute_script(script, *args)
 
@@ -311,6 +320,12 @@ def test_a_live_publish_appears_on_live_now_with_moving_counters(console: Consol
     assert "healthy" in card.text
     # This server has no reconnect windows: no such fields, no such rows.
     assert not card.find_element(By.CSS_SELECTOR, '[data-field="reconnects"]').is_displayed()
+    # A button keeps the keyboard focus while the polls redraw the card around it.
+    kick = card.find_element(By.CSS_SELECTOR, ".kick")
+    console.js("arguments[0].focus()", kick)
+    seen = int(page.get_attribute("data-updates") or 0)
+    wait_for(lambda: int(page.get_attribute("data-updates") or 0) >= seen + 2, "two more polls")
+    assert console.js("return document.activeElement === arguments[0]", kick)
     console.assert_no_errors()
 
 
@@ -369,7 +384,7 @@ def test_a_stream_created_in_the_form_takes_a_publish_to_its_key(console: Consol
     assert session["record"] is True
     console.find("#key-panel button.quiet:not([aria-label])").click()  # Done
     assert not console.finds("#obs-key")
-    assert _row(console).find_element(By.CSS_SELECTOR, '[data-field="record"]').text == "on"
+    wait_for(lambda: console.text(f'{STUDIO_ROW} [data-field="record"]') == "on", "the row")
     console.screenshot("streams")
     console.assert_no_errors()
 
@@ -384,8 +399,7 @@ def test_a_sessions_page_shows_the_same_numbers_as_the_api(console: Console) -> 
         "the recording",
     )
     console.open(f"sessions?stream_id={api['stream_id']}")
-    link = f'#sessions-table tr[data-session-id="{session_id}"] a'
-    wait_for(lambda: console.finds(link), "the row")[0].click()
+    console.click(f'#sessions-table tr[data-session-id="{session_id}"] a')
     wait_for(lambda: console.finds('#session-page[data-loaded="true"]'), "the session's page")
     shown = {
         dd.get_attribute("data-field"): _value(dd) for dd in console.finds("#session-counters dd")
@@ -423,15 +437,6 @@ def test_a_sessions_page_shows_the_same_numbers_as_the_api(console: Console) -> 
 STUDIO_ROW = '#streams-table tr[data-stream-name="studio"]'
 
 
-def _row(console: Console) -> WebElement:
-    return wait_for(lambda: console.finds(STUDIO_ROW), "the row")[0]
-
-
-def _button(console: Console, kind: str) -> WebElement:
-    """The button of the studio stream's row with class *kind*."""
-    return _row(console).find_element(By.CSS_SELECTOR, f"button.{kind}")
-
-
 def _stream(console: Console) -> dict[str, Any]:
     stream: dict[str, Any] = console.server.get(f"/api/streams/{console.state['studio_stream']}")
     return stream
@@ -439,28 +444,27 @@ def _stream(console: Console) -> dict[str, Any]:
 
 def test_stream_actions_change_the_stream(console: Console) -> None:
     console.open("streams")
-    _button(console, "record").click()
+    console.click(f"{STUDIO_ROW} button.record")
     wait_for(lambda: _stream(console)["record"] is False, "recording off")
-    wait_for(lambda: _button(console, "record").get_attribute("aria-pressed") == "false", "row")
-    _button(console, "disable").click()
+    wait_for(lambda: console.finds(f'{STUDIO_ROW} button.record[aria-pressed="false"]'), "row")
+    console.click(f"{STUDIO_ROW} button.disable")
     console.confirm()
     wait_for(lambda: _stream(console)["disabled"] is True, "the stream disabled")
-    wait_for(lambda: _row(console).find_elements(By.CSS_SELECTOR, "button.enable"), "Enable")
-    _button(console, "enable").click()
+    console.click(f"{STUDIO_ROW} button.enable")
     wait_for(lambda: _stream(console)["disabled"] is False, "the stream enabled")
-    _button(console, "rotate").click()
+    console.click(f"{STUDIO_ROW} button.rotate")
     console.confirm()
     new_key = wait_for(lambda: console.finds("#obs-key"), "the new key")[0].get_attribute("value")
     assert new_key not in (None, "", console.state["studio_key"])
     assert console.find("#key-title").text == "New key for “studio”"
     # A delete asks first; Escape keeps the stream.
-    _button(console, "delete").click()
+    console.click(f"{STUDIO_ROW} button.delete")
     dialog = wait_for(lambda: console.finds("dialog[open]"), "the confirmation")[0]
     assert "Delete studio?" in dialog.text
     dialog.send_keys(Keys.ESCAPE)
     wait_for(lambda: not console.finds("dialog[open]"), "the dialog to close")
     assert _stream(console)["name"] == "studio"
-    _button(console, "delete").click()
+    console.click(f"{STUDIO_ROW} button.delete")
     console.confirm()
     wait_for(lambda: not console.finds(STUDIO_ROW), "the row to go")
     listed = console.server.get("/api/streams")
@@ -475,7 +479,7 @@ def test_the_sessions_list_filters_and_pages(console: Console) -> None:
     rows = wait_for(lambda: console.finds("#sessions-table tbody tr[data-session-id]"), "a page")
     assert rows[0].get_attribute("data-session-id") == everything["items"][0]["id"]
     assert console.find(".pager span").text == f"1{DASH}1 of 2"
-    console.find(".pager button:last-child").click()
+    console.click(".pager button:last-child")
     wait_for(lambda: console.text(".pager span") == f"2{DASH}2 of 2", "the next page")
     rows = console.finds("#sessions-table tbody tr[data-session-id]")
     assert rows[0].get_attribute("data-session-id") == everything["items"][1]["id"]

@@ -113,15 +113,17 @@ export function mount(root, { caps }) {
       }
     }
     for (const id of ending) if (!ids.has(id)) ending.delete(id);
-    for (const session of sessions) {
+    sessions.forEach((session, index) => {
       let entry = cards.get(session.id);
       if (!entry) {
         entry = card(session);
         cards.set(session.id, entry);
       }
       update(entry, session);
-      list.append(entry.el); // keeps the order of *sessions*; focus survives a move
-    }
+      // Cards are moved only when out of order: moving one would take the keyboard
+      // focus off its buttons every second.
+      if (list.children[index] !== entry.el) list.insertBefore(entry.el, list.children[index] || null);
+    });
     empty.hidden = sessions.length > 0;
     if (!ids.has(selected)) select(sessions.length ? sessions[0].id : null, false);
     else showSelected();

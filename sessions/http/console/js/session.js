@@ -50,6 +50,7 @@ export function mount(root, { arg: id, navigate }) {
   let stopped = false;
   let timer = 0;
   let shownState = null;
+  let shownStatus = null;
   let player = null;
 
   const heading = h('h1', {}, 'Session');
@@ -227,7 +228,9 @@ export function mount(root, { arg: id, navigate }) {
     renderTracks(session);
     renderIssues(session);
     renderGaps(session);
-    renderActions(session);
+    // Drawn again only when they change, so the keyboard focus stays on a button.
+    if (session.status !== shownStatus) renderActions(session);
+    shownStatus = session.status;
     const state = mediaState(session);
     if (state !== shownState) {
       shownState = state;
