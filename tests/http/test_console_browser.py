@@ -601,7 +601,9 @@ def _api_with_reconnects(sessions: list[dict[str, Any]], token: str) -> Iterator
     async def streams() -> dict[str, Any]:
         return {"items": [], "total": 0, "offset": 0, "limit": 1000}
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    # log_config=None: uvicorn leaves the process's logging (and other tests') alone.
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api-with-reconnects", daemon=True)
     thread.start()
     try:
