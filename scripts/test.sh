@@ -22,6 +22,13 @@ fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     packages+=(systemd)
 fi
+# The operator console's tests drive a headless Chromium with its WebDriver.
+if ! command -v chromium >/dev/null 2>&1; then
+    packages+=(chromium)
+fi
+if ! command -v chromedriver >/dev/null 2>&1; then
+    packages+=(chromium-driver)
+fi
 
 if ((${#packages[@]} > 0)); then
     as_root=()
