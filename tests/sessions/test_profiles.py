@@ -73,7 +73,9 @@ def test_the_compact_form() -> None:
         Profile("240p", 426, 240, 400_000, fps=15, gop=2.5),
         Profile("x", 32, 32, 50_000),
     )
-    assert format_profiles(ladder) == "360p:640x360:800000, 240p:426x240:400000:15:2.5, x:32x32:50000"
+    assert format_profiles(ladder) == (
+        "360p:640x360:800000, 240p:426x240:400000:15:2.5, x:32x32:50000"
+    )
     assert parse_profiles(format_profiles(ladder)) == ladder
     assert parse_profiles("") == () and parse_profiles("  ") == ()
 
