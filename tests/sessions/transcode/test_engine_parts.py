@@ -3,22 +3,18 @@ used, a rendition that fails alone, files that cannot be written."""
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Sequence
 from pathlib import Path
 
 import av
 import pytest
 
 from bench.media import FlvTag
+from bench.transcode import KeptBatches
 from sessions.profiles import Profile
 from sessions.transcode import (
     Cut,
     EngineSettings,
-    FeedItem,
     MediaFrame,
-    RenditionSegment,
-    RenditionsReport,
     TrackConfig,
 )
 from sessions.transcode import rendition as rendition_module
@@ -28,31 +24,10 @@ from tests.support.faults import FullDisk
 from .media import run_inline, segment, video_packets
 
 
-class Recorded:
-    """A :class:`~sessions.transcode.Renditions` that keeps what it is fed."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[FeedItem]] = []
-
-    def feed(self, items: Sequence[FeedItem]) -> None:
-        self.batches.append(list(items))
-
-    def report(self) -> RenditionsReport:
-        return RenditionsReport([])
-
-    def take_segments(self) -> list[RenditionSegment]:
-        return []
-
-    def finish(self) -> concurrent.futures.Future[RenditionsReport]:
-        done: concurrent.futures.Future[RenditionsReport] = concurrent.futures.Future()
-        done.set_result(self.report())
-        return done
-
-
 def test_the_tap_hands_over_what_the_source_segments_get(
     transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
 ) -> None:
-    recorded = Recorded()
+    recorded = KeptBatches()
     source = segment(transcode_clips["small"], tmp_path, recorded)
     items = [item for batch in recorded.batches for item in batch]
     assert [type(i) for i in items[:2]] == [TrackConfig, TrackConfig]
