@@ -266,12 +266,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         encoder = NVENC
     measure = costs if args.mode == "costs" else realtime
+    load_before = os.getloadavg()[0]
     result = {
         "machine": machine(),
         "encoder": encoder,
         "preset": args.preset,
         "source": f"{args.height}p{FPS}",
         **measure(args, encoder),
+        # The machine may be shared: how busy it was (1-minute load, before and after).
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(result, indent=2))
     return 0
