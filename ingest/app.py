@@ -74,6 +74,8 @@ RESTART_KEYS = frozenset(
         "hls.window",
         "hls.max_linger",
         "hls.workers",
+        "transcode.processes",
+        "transcode.encoder",
         "rtmp.processes",
         "http.public_url",
         "rtmp.listen",

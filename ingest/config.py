@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ingest.rtmp.limits import Limits
+from sessions.profiles import Profile, ProfileError, parse_profiles
 
 __all__ = [
     "ENV_PREFIX",
@@ -31,6 +32,7 @@ __all__ = [
     "RtmpConfig",
     "SessionsConfig",
     "StorageConfig",
+    "TranscodeConfig",
     "load_config",
     "parse_listen",
 ]
@@ -148,6 +150,28 @@ def _logger_names(value: Any) -> str | None:
             f'expected logger names separated by commas, e.g. "aiosqlite, uvicorn"; got {bad[0]!r}'
         )
     return None
+
+
+def _profile_list(value: Any) -> str | None:
+    try:
+        parse_profiles(value)
+    except ProfileError as exc:
+        return str(exc)
+    return None
+
+
+#: libx264's presets, fastest first.
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 
 
 def _listen(value: Any) -> str | None:
@@ -319,6 +343,30 @@ class HlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscodeConfig:
+    """Renditions: H.264 encodes of a session's video, beside the source (see
+    :mod:`sessions.transcode`)."""
+
+    #: The ladder for streams that set no profiles, in the compact form
+    #: "NAME:WIDTHxHEIGHT:BITRATE[:FPS[:GOP]]", comma-separated. Empty: the source only.
+    default_profiles: str = _key("", _profile_list)
+    #: libx264's preset (the speed/quality trade-off; each step slower costs more CPU).
+    preset: str = _key("veryfast", _one_of(*X264_PRESETS))
+    #: "libx264" (CPU), "nvenc" (NVIDIA GPU, h264_nvenc) or "auto" (nvenc if one opens,
+    #: else libx264).
+    encoder: str = _key("auto", _one_of("auto", "libx264", "nvenc"))
+    #: Processes that transcode (each takes whole sessions), fed by a bounded queue.
+    processes: int = _key(1, _between(1, 256))
+    #: Seconds a session's renditions may fall behind real time before their frames are
+    #: dropped to the next source keyframe (issue transcode_realtime).
+    max_lag: float = _key(4.0, _positive)
+
+    @property
+    def default_ladder(self) -> tuple[Profile, ...]:
+        return parse_profiles(self.default_profiles)
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     """Where the ledger and media live."""
 
@@ -340,6 +388,7 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
+    transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

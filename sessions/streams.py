@@ -10,8 +10,10 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
+from sessions.profiles import Profile, check_profiles, profiles_to_json
 from storage import Store
 from storage.models import StreamRecord, hash_key
 
@@ -76,15 +78,25 @@ class Streams:
         self.clock = clock
         self.on_disabled = on_disabled
 
-    async def create(self, name: str, *, record: bool = False) -> tuple[StreamRecord, str]:
-        """A new stream and its key (the only time the key is available)."""
+    async def create(
+        self,
+        name: str,
+        *,
+        record: bool = False,
+        profiles: Iterable[Mapping[str, Any] | Profile] = (),
+    ) -> tuple[StreamRecord, str]:
+        """A new stream and its key (the only time the key is available). Raises
+        :class:`InvalidName` or :class:`~sessions.profiles.ProfileError`."""
+        name = check_name(name)
+        ladder = profiles_to_json(check_profiles(profiles))
         key = new_stream_key()
         stream = await self.store.create_stream(
             id=new_id(),
-            name=check_name(name),
+            name=name,
             key_hash=hash_key(key),
             playback_id=new_playback_id(),
             record=record,
+            profiles=ladder,
             now=self.clock(),
         )
         return stream, key
@@ -96,13 +108,20 @@ class Streams:
         return None if stream is None else (stream, key)
 
     async def update(
-        self, stream_id: str, *, name: str | None = None, record: bool | None = None
+        self,
+        stream_id: str,
+        *,
+        name: str | None = None,
+        record: bool | None = None,
+        profiles: Iterable[Mapping[str, Any] | Profile] | None = None,
     ) -> StreamRecord | None:
+        """Change the given fields (``profiles=[]`` removes them all); the next session
+        of the stream uses its profiles. Raises :class:`InvalidName` or
+        :class:`~sessions.profiles.ProfileError` before anything is changed."""
+        name = None if name is None else check_name(name)
+        ladder = None if profiles is None else profiles_to_json(check_profiles(profiles))
         return await self.store.update_stream(
-            stream_id,
-            now=self.clock(),
-            name=None if name is None else check_name(name),
-            record=record,
+            stream_id, now=self.clock(), name=name, record=record, profiles=ladder
         )
 
     async def set_disabled(self, stream_id: str, disabled: bool) -> StreamRecord | None:

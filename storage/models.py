@@ -43,6 +43,9 @@ class StreamRecord:
     created_at: float
     updated_at: float
     last_seen: float | None = None
+    #: Rendition profiles as JSON objects (checked by the session layer before they are
+    #: stored); empty: none set.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -121,6 +121,7 @@ def stream_from_row(row: sqlite3.Row) -> StreamRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_seen=row["last_seen"],
+        profiles=json.loads(row["profiles"]),
     )
 
 

@@ -91,8 +91,13 @@ CREATE INDEX events_at ON events (at);
 CREATE INDEX events_remote_addr_at ON events (remote_addr, at);
 """
 
+#: A stream's rendition profiles, as a JSON array of objects (``[]``: none set).
+_V2: Final = """
+ALTER TABLE streams ADD COLUMN profiles TEXT NOT NULL DEFAULT '[]';
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -367,3 +367,47 @@ def test_limits_mapping() -> None:
         max_amf_items=Limits().max_amf_items,
         max_unparsed_bytes=1_000_000 + 64 * 1024,
     )
+
+
+# --- transcode ----------------------------------------------------------------------------
+
+
+def test_transcode_keys_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [transcode]
+        default_profiles = "360p:640x360:800000, 240p:426x240:400000:15:2"
+        preset = "faster"
+        encoder = "libx264"
+        processes = 2
+        """,
+    )
+    config = load_config(path, {"RTMP_INGEST_TRANSCODE_MAX_LAG": "2.5"})
+    assert (config.transcode.preset, config.transcode.encoder) == ("faster", "libx264")
+    assert (config.transcode.processes, config.transcode.max_lag) == (2, 2.5)
+    assert [str(p) for p in config.transcode.default_ladder] == [
+        "360p:640x360:800000",
+        "240p:426x240:400000:15:2",
+    ]
+    assert load_config(None, {}).transcode.default_ladder == ()
+
+
+def test_a_bad_default_ladder_is_a_config_error_that_says_why(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [transcode]
+        default_profiles = "360p:641x360:800000"
+        preset = "warp"
+        """,
+    )
+    errors = errors_of(path, {"RTMP_INGEST_TRANSCODE_ENCODER": "gpu"})
+    assert errors == [
+        "transcode.default_profiles: profiles[0] (360p): width and height must be even, "
+        "got 641x360",
+        "transcode.preset: must be one of ultrafast, superfast, veryfast, faster, fast, "
+        "medium, slow, slower, veryslow; got 'warp'",
+        "RTMP_INGEST_TRANSCODE_ENCODER (transcode.encoder): must be one of auto, libx264, "
+        "nvenc; got 'gpu'",
+    ]

@@ -5,10 +5,11 @@ Times are ISO 8601 UTC strings with milliseconds; durations are float seconds.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from sessions import profiles as rules
 from sessions.streams import MAX_NAME_LENGTH, NAME_PATTERN
 
 _TIME = "ISO 8601 UTC with milliseconds, e.g. 2026-11-21T19:24:10.123Z"
@@ -25,6 +26,66 @@ _NAME_RULES: dict[str, Any] = {
 }
 
 
+def _range(low: float, high: float, **more: Any) -> dict[str, Any]:
+    return {"minimum": low, "maximum": high, **more}
+
+
+def _integral(value: object) -> object:
+    """A number with no fraction as an int: JSON (and the document's "integer") does
+    not tell 640 from 640.0. Anything else is left to the strict check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer in a JSON body (640 or 640.0; not "640", not true).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+class RenditionProfile(BaseModel):
+    """One H.264 rendition of the stream's sessions (Livepeer's profile). A profile
+    larger than a session's source is skipped for that session (never upscaled), with
+    an issue."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(
+        description="Names the rendition and its folder: letters, digits, '_' and '-', "
+        "unique among the stream's profiles (whatever the case).",
+        json_schema_extra={"minLength": 1, "maxLength": 32, "pattern": rules.NAME_PATTERN},
+    )
+    width: JsonInt = Field(
+        description="Pixels, even.",
+        json_schema_extra=_range(rules.MIN_SIZE, rules.MAX_WIDTH, multipleOf=2),
+    )
+    height: JsonInt = Field(
+        description="Pixels, even.",
+        json_schema_extra=_range(rules.MIN_SIZE, rules.MAX_HEIGHT, multipleOf=2),
+    )
+    bitrate: JsonInt = Field(
+        description="Video bits per second.",
+        json_schema_extra=_range(rules.MIN_BITRATE, rules.MAX_BITRATE),
+    )
+    fps: JsonInt = Field(
+        0,
+        description="Frames per second; 0 keeps the source's (a higher rate than the "
+        "source's keeps the source's too).",
+        json_schema_extra=_range(0, rules.MAX_FPS),
+    )
+    gop: float | None = Field(
+        None,
+        description="Seconds between keyframes; null: a keyframe wherever the source has "
+        "one. Every rendition has a keyframe where each source segment starts.",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": rules.MAX_GOP},
+    )
+
+
+_PROFILES_DESCRIPTION = (
+    f"The renditions each session gets besides the source (at most {rules.MAX_PROFILES}); "
+    "none: the server's default ladder ([transcode] default_profiles), if any."
+)
+
+
 class StreamCreate(BaseModel):
     """A new stream."""
 
@@ -36,6 +97,11 @@ class StreamCreate(BaseModel):
         json_schema_extra=_NAME_RULES,
     )
     record: bool = Field(False, description="Keep a recording of every session.")
+    profiles: list[RenditionProfile] = Field(
+        default_factory=list,
+        description=_PROFILES_DESCRIPTION,
+        json_schema_extra={"maxItems": rules.MAX_PROFILES},
+    )
 
 
 class StreamUpdate(BaseModel):
@@ -49,6 +115,12 @@ class StreamUpdate(BaseModel):
     record: bool | None = Field(None, description="Keep a recording of every session.")
     disabled: bool | None = Field(
         None, description="A disabled stream refuses publishers and ends its live session."
+    )
+    profiles: list[RenditionProfile] | None = Field(
+        None,
+        description="Replaces the stream's profiles ([] removes them); sessions that start "
+        "afterwards use them.",
+        json_schema_extra={"maxItems": rules.MAX_PROFILES},
     )
 
 
@@ -65,6 +137,7 @@ class Stream(BaseModel):
     playback_url: str | None = Field(description="HLS playback URL (null until available).")
     disabled: bool
     record: bool
+    profiles: list[RenditionProfile] = Field(description=_PROFILES_DESCRIPTION)
     status: Literal["idle", "live"]
     is_active: bool = Field(description="True while a session is live.")
     last_seen: str | None = Field(description=f"Last media received. {_TIME}")

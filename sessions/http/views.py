@@ -63,6 +63,7 @@ def _stream_fields(
         ),
         "disabled": stream.disabled,
         "record": stream.record,
+        "profiles": [dict(profile) for profile in stream.profiles],
         "status": "live" if live else "idle",
         "is_active": live,
         "last_seen": format_optional_time(stream.last_seen),
