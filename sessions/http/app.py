@@ -18,7 +18,7 @@ from sessions.http.errors import install_error_handlers
 from sessions.http.guard import MAX_BODY_BYTES, RequestGuard
 from sessions.http.openapi import build_openapi
 from sessions.http.timefmt import round_seconds
-from sessions.http.views import ingest_url
+from sessions.http.views import ingest_url, ingest_urls
 from sessions.playback import Playback
 from sessions.streams import Streams
 from sessions.writes import WriteHealth
@@ -131,6 +131,7 @@ def create_app(
         config=config,
         ingest_url=ingest_url(config),
         version=__version__,
+        ingest_urls=ingest_urls(config),
         clock=clock,
         playback_base=playback_base if playback is not None else None,
     )

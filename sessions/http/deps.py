@@ -57,6 +57,8 @@ class ApiContext:
     config: Config
     ingest_url: str
     version: str
+    #: RTMP, then RTMPS when it is on.
+    ingest_urls: list[str] = field(default_factory=list)
     clock: Callable[[], float] = field(default=time.time)
     #: Base URL of the playback routes, when HLS playback is served.
     playback_base: str | None = None

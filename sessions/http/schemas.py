@@ -62,6 +62,10 @@ class Stream(BaseModel):
     name: str
     playback_id: str = Field(description="Random public id for playback; never the key.")
     ingest_url: str = Field(description="RTMP server URL to paste into the encoder.")
+    ingest_urls: list[str] = Field(
+        description="Every server URL publishers may use: the RTMP one, then the RTMPS one "
+        "(rtmps://) when RTMPS is on."
+    )
     playback_url: str | None = Field(description="HLS playback URL (null until available).")
     disabled: bool
     record: bool
