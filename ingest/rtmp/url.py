@@ -11,7 +11,6 @@ it with :data:`MASK`, and no error message here repeats it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
 #: The longest URL taken.
 MAX_LENGTH = 2048
 
-_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -63,7 +62,7 @@ class RtmpUrl:
 
     def redact(self, text: str) -> str:
         """``text`` (a peer's message, say) with every occurrence of the key masked."""
-        for secret in {self.key, self.key.partition("?")[0]}:
+        for secret in sorted({self.key, self.key.partition("?")[0]}, key=len, reverse=True):
             if secret:
                 text = text.replace(secret, MASK)
         return text
@@ -75,55 +74,60 @@ class RtmpUrl:
         return f"RtmpUrl({self.masked()!r})"
 
 
+_SEGMENT = r"[^/?#\x00-\x20\x7f]+"
+_PORT = r"6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}"
+#: Every URL :func:`parse_rtmp_url` accepts, and only those (the API's document states
+#: it): scheme, host (a name or a bracketed IPv6 address), port 1-65535, an application
+#: of one or more segments, and the key, with an optional ``?query`` (no ``/`` in it).
+URL_PATTERN = (
+    r"^[Rr][Tt][Mm][Pp][Ss]?://"
+    rf"({_HOST})"
+    rf"(?::({_PORT}))?"
+    rf"/({_SEGMENT}(?:/{_SEGMENT})*)"
+    rf"/({_SEGMENT}(?:\?[^/#\x00-\x20\x7f]*)?)$"
+)
+_URL = re.compile(URL_PATTERN)
+
+
 def parse_rtmp_url(text: str) -> RtmpUrl:
-    """Parse an ``rtmp://`` or ``rtmps://`` URL with a stream key. Raises
-    :class:`ValueError` saying what is wrong, without repeating the key."""
+    """Parse an ``rtmp://`` or ``rtmps://`` URL with a stream key (:data:`URL_PATTERN`).
+    Raises :class:`ValueError` saying what is wrong, without repeating the key."""
     if not isinstance(text, str):
         raise ValueError("the URL must be a string")
     if len(text) > MAX_LENGTH:
         raise ValueError(f"the URL must be at most {MAX_LENGTH} characters")
+    match = _URL.fullmatch(text)
+    if match is None:
+        raise ValueError(_diagnose(text))
+    host, port, app, key = match.groups()
+    scheme = text[: text.index(":")].lower()
+    host = host[1:-1] if host.startswith("[") else host
+    return RtmpUrl(scheme, host, int(port) if port else DEFAULT_PORTS[scheme], app, key)
+
+
+def _diagnose(text: str) -> str:
+    """Why ``text`` is not a target URL, in words that do not repeat its key."""
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in text):
-        raise ValueError("the URL must not contain spaces or control characters")
+        return "the URL must not contain spaces or control characters"
     match = _SCHEME.match(text)
-    scheme = match.group(1).lower() if match else ""
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError("the URL must start with rtmp:// or rtmps://")
-    rest = text[match.end() :] if match else ""
-    authority, slash, path = rest.partition("/")
+    if match is None or match.group(1).lower() not in DEFAULT_PORTS:
+        return "the URL must start with rtmp:// or rtmps://"
+    authority, slash, path = text[match.end() :].partition("/")
     if "@" in authority:
-        raise ValueError("a user name or password in the URL is not supported (put it in the key)")
-    host, port = _authority(authority, scheme)
+        return "a user name or password in the URL is not supported (put it in the key)"
+    host, colon, port = authority.rpartition(":")
+    if not colon or (host.startswith("[") and not host.endswith("]")):
+        host, colon, port = authority, "", ""
+    if not re.fullmatch(_HOST, host):
+        return "the URL must name a host (a name, an address, or [IPv6]): rtmp://host/app/key"
+    if colon and not re.fullmatch(_PORT, port):
+        return "the URL's port must be a number from 1 to 65535"
     app, _, key = path.rpartition("/")
-    if not slash or not app or not app.strip("/"):
-        raise ValueError("the URL must name an application and a stream key: rtmp://host/app/key")
+    if not slash or not app:
+        return "the URL must name an application and a stream key: rtmp://host/app/key"
     if not key or key.startswith("?"):
-        raise ValueError("the URL must end with a stream key: rtmp://host/app/key")
-    if "//" in app or app.startswith("/") or "?" in app or "#" in app or "#" in key:
-        raise ValueError("the application part of the URL is malformed")
-    return RtmpUrl(scheme, host, port, app, key)
-
-
-def _authority(authority: str, scheme: str) -> tuple[str, int]:
-    if authority.startswith("["):
-        host, bracket, rest = authority[1:].partition("]")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError("the URL's host is not a valid IPv6 address") from None
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError("the URL's host is malformed")
-        port_text = rest[1:] if rest else ""
-    else:
-        host, colon, port_text = authority.partition(":")
-        if not _HOST.fullmatch(host):
-            raise ValueError("the URL must name a host: rtmp://host/app/key")
-        if colon and not port_text:
-            raise ValueError("the URL's port is empty")
-    if not port_text:
-        return host, DEFAULT_PORTS[scheme]
-    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
-        raise ValueError("the URL's port must be a number from 1 to 65535")
-    return host, int(port_text)
+        return "the URL must end with a stream key: rtmp://host/app/key"
+    return "the URL must look like rtmp://host[:port]/app/key"
 
 
 def mask_url(text: str) -> str:

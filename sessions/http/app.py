@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse
 
 from ingest import __version__
 from ingest.config import Config
-from sessions.http import routes_playback, routes_sessions, routes_streams, schemas
+from sessions.http import (
+    routes_playback,
+    routes_sessions,
+    routes_streams,
+    routes_targets,
+    schemas,
+)
 from sessions.http.deps import ApiContext, Context, LiveSessions
 from sessions.http.errors import install_error_handlers
 from sessions.http.guard import MAX_BODY_BYTES, RequestGuard
@@ -21,6 +27,7 @@ from sessions.http.timefmt import round_seconds
 from sessions.http.views import ingest_url, ingest_urls
 from sessions.playback import Playback
 from sessions.streams import Streams
+from sessions.targets import Targets
 from sessions.writes import WriteHealth
 from storage import Store
 
@@ -132,6 +139,7 @@ def create_app(
         ingest_url=ingest_url(config),
         version=__version__,
         ingest_urls=ingest_urls(config),
+        targets=Targets(store, clock=streams.clock),
         clock=clock,
         playback_base=playback_base if playback is not None else None,
     )
@@ -139,7 +147,7 @@ def create_app(
     system = _system_routes(
         is_ready, loop_lag, segment_availability, processes, store_health, document
     )
-    routers = [system, routes_streams.router, routes_sessions.router]
+    routers = [system, routes_streams.router, routes_targets.router, routes_sessions.router]
     if playback is not None:
         app.state.playback = playback
         routers.append(routes_playback.router)

@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from ingest.config import Config, parse_listen
 from sessions.http import schemas
 from sessions.http.timefmt import format_optional_time, format_time, round_seconds
-from storage.models import Analytics, SessionRecord, StreamRecord
+from sessions.targets import masked_url
+from storage.models import Analytics, SessionRecord, StreamRecord, TargetRecord
 
 
 def ingest_url(config: Config, port: int | None = None) -> str:
@@ -97,6 +98,19 @@ def _stream_fields(
         "created_at": format_time(stream.created_at),
         "updated_at": format_time(stream.updated_at),
     }
+
+
+def target_view(target: TargetRecord) -> schemas.Target:
+    """A target as JSON, its key masked."""
+    return schemas.Target(
+        id=target.id,
+        stream_id=target.stream_id,
+        name=target.name,
+        url=masked_url(target),
+        disabled=target.disabled,
+        created_at=format_time(target.created_at),
+        updated_at=format_time(target.updated_at),
+    )
 
 
 def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.Session:
