@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.config import MultistreamConfig
+from ingest.multistream import ForwardSettings
 from ingest.multistream.backlog import Backlog, Packet, media_packet, metadata_packet
 from ingest.rtmp import amf0
 from ingest.rtmp.chunks import ChunkReader
@@ -257,3 +259,10 @@ def test_a_peers_message_is_redacted() -> None:
     url = parse_rtmp_url("rtmp://host/live/sk_live_123?token=abc")
     text = "Stream sk_live_123 rejected (sk_live_123?token=abc)"
     assert url.redact(text) == f"Stream {MASK} rejected ({MASK})"
+
+
+def test_the_engine_settings_are_the_configuration() -> None:
+    assert ForwardSettings.from_config(MultistreamConfig()) == ForwardSettings()
+    custom = MultistreamConfig(max_buffer=1 << 20, retry_min=0.5, ca_file="ca.pem")
+    settings = ForwardSettings.from_config(custom)
+    assert (settings.max_buffer, settings.retry_min, settings.ca_file) == (1 << 20, 0.5, "ca.pem")

@@ -21,9 +21,8 @@ import pytest
 
 from bench.media import make_flv, read_flv_tags
 from ingest.config import RtmpsConfig
-from ingest.tls import fingerprint_der
 from storage.models import SessionRecord
-from tests.support.certs import TestCertificate, make_certificate
+from tests.support.certs import TestCertificate, make_certificate, served_fingerprint
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
@@ -62,23 +61,6 @@ def _events(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]
         for r in caplog.records
         if r.name == "ingest.listener" and r.msg == event
     ]
-
-
-async def _peer_fingerprint(port: int, cert: TestCertificate) -> str:
-    """The certificate a new TLS connection to ``port`` is served (verified against
-    ``cert``: a connection served another certificate fails to verify)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-    try:
-        sslobj = writer.get_extra_info("ssl_object")
-        assert isinstance(sslobj, ssl.SSLObject)
-        der = sslobj.getpeercert(binary_form=True)
-        assert der is not None
-        return fingerprint_der(der)
-    finally:
-        writer.close()
 
 
 def _comparable(session: SessionRecord) -> dict[str, object]:
@@ -229,7 +211,7 @@ async def test_certificate_reload_under_a_live_publish(
     caplog.set_level(logging.INFO, logger="ingest.listener")
     port = stack.rtmp.tls_port
     assert port is not None
-    assert await _peer_fingerprint(port, cert) == cert.fingerprint
+    assert await served_fingerprint(port) == cert.fingerprint
     _, key = await stack.streams.create("live")
     source = make_flv(tmp_path / "clip.flv", seconds=4, size=(320, 240))
     media = sum(len(t.body) for t in read_flv_tags(source) if t.tag_type in (8, 9))
@@ -244,12 +226,12 @@ async def test_certificate_reload_under_a_live_publish(
     assert not stack.rtmp.reload_certificate(_rtmps(cert))
     (rejected,) = _events(caplog, "rtmps_certificate_rejected")
     assert "does not belong to the certificate" in rejected["error"]
-    assert await _peer_fingerprint(port, cert) == cert.fingerprint
+    assert await served_fingerprint(port) == cert.fingerprint
 
     # The new pair in place (as a renewal writes it), then a reload.
     shutil.copy(other.cert_file, cert.cert_file)
     stack.rtmp.apply(stack.rtmp.config, _rtmps(cert))
-    assert await _peer_fingerprint(port, other) == other.fingerprint
+    assert await served_fingerprint(port) == other.fingerprint
     (loaded,) = _events(caplog, "rtmps_certificate_loaded")
     assert loaded["certificate"] == other.fingerprint
 

@@ -30,13 +30,12 @@ from bench.media import make_flv
 from ingest.config import Config, RtmpConfig
 from ingest.hooks import Decision, PublishAttempt
 from ingest.rtmp.events import StatusReceived
-from ingest.tls import fingerprint_der
 from ingest.workers import WorkerPool, attempt_to_dict
 from sessions.publishers import DuplicatePolicy, LivePublishers
 from sessions.streams import Streams
 from storage import Store
 from storage.models import StreamRecord
-from tests.support.certs import make_certificate
+from tests.support.certs import make_certificate, served_fingerprint
 from tests.support.media import publish_with_pyav, start_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
 
@@ -193,6 +192,24 @@ async def _spread(
     raise AssertionError(f"every publisher went to one worker: {counts}")
 
 
+async def _unpublish_all(
+    server: Server, publishers: list[tuple[SocketPublisher, StreamRecord]]
+) -> list[dict[str, Any]]:
+    """Unpublish every publisher; their sessions, once each ended exactly."""
+    ids = [(await server.live_of(stream.id))["id"] for _, stream in publishers]
+    for publisher, _ in publishers:
+        publisher.conn.unpublish()
+        await publisher.flush()
+    sessions = []
+    for (publisher, _), session_id in zip(publishers, ids, strict=True):
+        session = await server.wait_ended(session_id)
+        assert session["end_reason"] == "unpublished"
+        assert session["bytes_received"] == publisher.bytes_sent
+        publisher.close()
+        sessions.append(session)
+    return sessions
+
+
 async def test_publishers_spread_over_workers_and_every_session_is_exact(
     tmp_path: Path,
 ) -> None:
@@ -221,31 +238,14 @@ async def test_publishers_spread_over_workers_and_every_session_is_exact(
             while (await server.live_of(first_stream.id))["media_duration"] < 1.0:
                 await asyncio.sleep(0.05)
 
-        ids = [(await server.live_of(stream.id))["id"] for _, stream in publishers]
-        for publisher, _ in publishers:
-            publisher.conn.unpublish()
-            await publisher.flush()
-        for (publisher, _), session_id in zip(publishers, ids, strict=True):
-            session = await server.wait_ended(session_id)
-            assert session["end_reason"] == "unpublished"
-            assert session["bytes_received"] == publisher.bytes_sent
-            publisher.close()
+        await _unpublish_all(server, publishers)
         assert (await server.status())["live_sessions"] == 0
 
 
 async def _served_fingerprints(port: int, connections: int) -> set[str]:
     """The certificates ``connections`` new TLS connections to ``port`` are served (the
     kernel spreads them over the workers)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    seen: set[str] = set()
-    for _ in range(connections):
-        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        seen.add(fingerprint_der(der))
-        writer.close()
-    return seen
+    return {await served_fingerprint(port) for _ in range(connections)}
 
 
 async def _log_lines(server: Server, tmp_path: Path, event: str, count: int) -> list[str]:
@@ -287,17 +287,10 @@ async def test_rtmps_in_every_worker_and_a_certificate_reload(tmp_path: Path) ->
         assert len(await _log_lines(server, tmp_path, "rtmps_certificate_loaded", 2)) == 2
         assert await _served_fingerprints(server.rtmps_port, 16) == {other.fingerprint}
 
-        ids = [(await server.live_of(stream.id))["id"] for _, stream in publishers]
         for publisher, _ in publishers:
             publisher.conn.send_video(60, KEYFRAME)
-            publisher.conn.unpublish()
-            await publisher.flush()
-        for (publisher, _), session_id in zip(publishers, ids, strict=True):
-            session = await server.wait_ended(session_id)
-            assert session["end_reason"] == "unpublished"
-            assert session["bytes_received"] == publisher.bytes_sent
+        for session in await _unpublish_all(server, publishers):
             assert session["media_bytes"] == 4 * len(KEYFRAME) + 3 * len(AUDIO)
-            publisher.close()
 
 
 async def test_one_publisher_per_stream_across_workers(tmp_path: Path) -> None:

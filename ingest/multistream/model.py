@@ -21,23 +21,27 @@ class Target:
     url: RtmpUrl
 
 
+_DEFAULTS = MultistreamConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardSettings:
-    """``[multistream]``, as the engine uses it (see :mod:`ingest.config`)."""
+    """``[multistream]``, as the engine uses it (the defaults and meanings are the
+    configuration's: :class:`ingest.config.MultistreamConfig`)."""
 
     #: Bytes queued for one target before media is skipped up to the next keyframe.
-    max_buffer: int = 8 * 1024 * 1024
+    max_buffer: int = _DEFAULTS.max_buffer
     #: Seconds to connect and start publishing (TCP, TLS, handshake, commands).
-    connect_timeout: float = 10.0
+    connect_timeout: float = _DEFAULTS.connect_timeout
     #: Seconds a live target may take no byte while bytes wait for it.
-    stall_timeout: float = 15.0
+    stall_timeout: float = _DEFAULTS.stall_timeout
     #: Backoff between attempts: from ``retry_min``, doubled, up to ``retry_max`` seconds.
-    retry_min: float = 1.0
-    retry_max: float = 30.0
+    retry_min: float = _DEFAULTS.retry_min
+    retry_max: float = _DEFAULTS.retry_max
     #: Seconds the end of a session waits for a live target to take what is queued.
     drain_timeout: float = 5.0
     #: PEM CA certificates for ``rtmps://`` targets ("" = the system's).
-    ca_file: str = ""
+    ca_file: str = _DEFAULTS.ca_file
 
     @classmethod
     def from_config(cls, config: MultistreamConfig) -> ForwardSettings:

@@ -4,6 +4,7 @@ with ``cafile``) and its key, as PEM files."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import ssl
@@ -67,3 +68,20 @@ def make_certificate(folder: Path, name: str = "server") -> TestCertificate:
     )
     der = cert.public_bytes(serialization.Encoding.DER)
     return TestCertificate(cert_file, key_file, fingerprint_der(der))
+
+
+async def served_fingerprint(port: int, host: str = "127.0.0.1") -> str:
+    """The fingerprint of the certificate a new TLS connection to ``port`` is served (not
+    verified: any certificate is taken, to be compared)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    _, writer = await asyncio.open_connection(host, port, ssl=context)
+    try:
+        sslobj = writer.get_extra_info("ssl_object")
+        assert isinstance(sslobj, ssl.SSLObject)
+        der = sslobj.getpeercert(binary_form=True)
+        assert der is not None
+        return fingerprint_der(der)
+    finally:
+        writer.close()
