@@ -47,7 +47,7 @@ from ingest.workers import WorkerPool, worst
 from sessions.auth import KeyAuthorizer
 from sessions.http.app import create_app
 from sessions.http.server import http_server
-from sessions.http.views import ingest_url, public_http_url
+from sessions.http.views import ingest_rtmps_url, ingest_url, public_http_url
 from sessions.manager import SessionManager
 from sessions.playback import Playback
 from sessions.publishers import LivePublishers
@@ -79,9 +79,11 @@ RESTART_KEYS = frozenset(
         "rtmp.processes",
         "http.public_url",
         "rtmp.listen",
+        "rtmps.listen",
         "http.listen",
         "http.admin_token",
         "http.public_rtmp_url",
+        "http.public_rtmps_url",
         "http.header_timeout",
         "http.max_connections",
         "storage.data_dir",
@@ -167,7 +169,9 @@ class IngestServer:
             self.publishers = LivePublishers(
                 self.authorizer, self.manager, duplicate_policy(config)
             )
-            self.rtmp = self.front = RtmpServer(config.rtmp, self.publishers, self.publishers)
+            self.rtmp = self.front = RtmpServer(
+                config.rtmp, self.publishers, self.publishers, config.rtmps
+            )
             self.live = self.manager
         self.playback = Playback(store, self.live, media_root(config), self.manager.writes)
         app = create_app(
@@ -234,7 +238,10 @@ class IngestServer:
         await self.manager.start()
         self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
-        await self.front.start(activated.rtmp if activated else ())
+        if activated is not None:
+            await self.front.start(activated.rtmp, tls_sockets=activated.rtmps)
+        else:
+            await self.front.start()
         sockets = activated.http if activated and activated.http else None
         self._http_task = asyncio.ensure_future(self.http.serve(sockets=sockets))
         while not self.http.started and not self._http_task.done():
@@ -261,7 +268,7 @@ class IngestServer:
         if self.pool is not None:
             self.pool.apply(config)
         if self.rtmp is not None:
-            self.rtmp.apply(config.rtmp)
+            self.rtmp.apply(config.rtmp, config.rtmps)
         self.publishers.policy = duplicate_policy(config)
         self.manager.flush_interval = config.sessions.flush_interval
         self.manager.rate_window = config.sessions.rate_window
@@ -275,7 +282,10 @@ class IngestServer:
         apply_log_config(config.log)
         kept = {name: getattr(self.config, name) for name in ("http", "hls", "storage")}
         self.config = dataclasses.replace(
-            config, rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen), **kept
+            config,
+            rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen),
+            rtmps=dataclasses.replace(config.rtmps, listen=self.config.rtmps.listen),
+            **kept,
         )
 
     async def stop(self) -> None:
@@ -391,6 +401,10 @@ async def serve(config: Config, config_path: str | None = None) -> None:
         server.ready = True
         settle_heap()
         print(f"Publish to {url}/<stream key>", flush=True)
+        tls_port = server.front.tls_port
+        if tls_port is not None:
+            print(f"  or over TLS to {ingest_rtmps_url(config, tls_port)}/<stream key>")
+            print(f"RTMPS on {' '.join(server.front.tls_addresses)}", flush=True)
         print(
             f"RTMP on {' '.join(server.front.addresses)}; "
             f"HTTP API on {' '.join(server.http_addresses)}",

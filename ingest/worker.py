@@ -161,7 +161,7 @@ class Worker:
     def _apply(self, data: dict[str, Any]) -> None:
         config = config_from_dict(data)
         if self.rtmp is not None:
-            self.rtmp.apply(config.rtmp)
+            self.rtmp.apply(config.rtmp, config.rtmps)
         if self.manager is not None:
             self.manager.flush_interval = config.sessions.flush_interval
             self.manager.rate_window = config.sessions.rate_window
@@ -192,19 +192,20 @@ class Worker:
         )
         reporter.manager = manager
         self.publishers = publishers = RemotePublishers(channel, manager)
-        self.rtmp = rtmp = RtmpServer(config.rtmp, publishers, publishers)
+        self.rtmp = rtmp = RtmpServer(config.rtmp, publishers, publishers, config.rtmps)
         code = 0
         try:
             await manager.start(recover=False)
             loop_lag.start()
             try:
                 sockets = [socket.socket(fileno=fd) for fd in hello["fds"]]
-                await rtmp.start(sockets, reuse_port=True)
+                tls_sockets = [socket.socket(fileno=fd) for fd in hello.get("tls_fds", ())]
+                await rtmp.start(sockets, reuse_port=True, tls_sockets=tls_sockets)
             except OSError as exc:
                 channel.notify("failed", error=f"cannot listen on {config.rtmp.listen}: {exc}")
                 code = 1
             else:
-                channel.notify("ready", addresses=rtmp.addresses)
+                channel.notify("ready", addresses=rtmp.addresses, tls_addresses=rtmp.tls_addresses)
                 settle_heap()
                 stop = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({stop, closed}, return_when=asyncio.FIRST_COMPLETED)

@@ -47,20 +47,21 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, what: str = "stream name") -> str:
     """*name* without surrounding white space, if it is a valid name (see
-    :data:`NAME_PATTERN`); raises :class:`InvalidName` with the reason otherwise."""
+    :data:`NAME_PATTERN`); raises :class:`InvalidName` with the reason otherwise (about
+    *what*: a stream's name, or a target's)."""
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidName(f"stream name must be at most {MAX_NAME_LENGTH} characters")
+        raise InvalidName(f"{what} must be at most {MAX_NAME_LENGTH} characters")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise InvalidName("stream name must not contain control characters")
+        raise InvalidName(f"{what} must not contain control characters")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidName("stream name must be Unicode text (no lone surrogates)") from None
+        raise InvalidName(f"{what} must be Unicode text (no lone surrogates)") from None
     name = name.strip()
     if not name:
-        raise InvalidName("stream name must not be empty")
+        raise InvalidName(f"{what} must not be empty")
     return name
 
 

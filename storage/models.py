@@ -48,6 +48,20 @@ class StreamRecord:
     profiles: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class TargetRecord:
+    """A stream's multistream target. ``url`` holds the target's stream key: it is left
+    out of ``repr`` (and shown masked by the API)."""
+
+    id: str
+    stream_id: str
+    name: str
+    url: str = field(repr=False)
+    disabled: bool
+    created_at: float
+    updated_at: float
+
+
 @dataclass(slots=True)
 class SessionRecord:
     """One publish. Mutable: the session layer updates counters in memory and the store

@@ -17,6 +17,7 @@ from sessions.http import (
     routes_playback,
     routes_sessions,
     routes_streams,
+    routes_targets,
     schemas,
 )
 from sessions.http.deps import ApiContext, Context, LiveSessions
@@ -24,9 +25,10 @@ from sessions.http.errors import install_error_handlers
 from sessions.http.guard import MAX_BODY_BYTES, RequestGuard
 from sessions.http.openapi import build_openapi
 from sessions.http.timefmt import round_seconds
-from sessions.http.views import ingest_url
+from sessions.http.views import ingest_url, ingest_urls
 from sessions.playback import Playback
 from sessions.streams import Streams
+from sessions.targets import Targets
 from sessions.writes import WriteHealth
 from storage import Store
 
@@ -138,6 +140,8 @@ def create_app(
         config=config,
         ingest_url=ingest_url(config),
         version=__version__,
+        ingest_urls=ingest_urls(config),
+        targets=Targets(store, clock=streams.clock),
         clock=clock,
         playback_base=playback_base if playback is not None else None,
     )
@@ -145,7 +149,13 @@ def create_app(
     system = _system_routes(
         is_ready, loop_lag, segment_availability, processes, store_health, document
     )
-    routers = [system, routes_streams.router, routes_sessions.router, routes_console.router]
+    routers = [
+        system,
+        routes_streams.router,
+        routes_targets.router,
+        routes_sessions.router,
+        routes_console.router,
+    ]
     if playback is not None:
         app.state.playback = playback
         routers.append(routes_playback.router)

@@ -44,7 +44,7 @@ StreamRef = Annotated[
 def _view(context: ApiContext, stream: StreamRecord) -> schemas.Stream:
     live = context.live.live_session(stream.id) is not None
     return stream_view(
-        stream, ingest_url=context.ingest_url, live=live, playback_base=context.playback_base
+        stream, ingest_url=context.ingest_urls, live=live, playback_base=context.playback_base
     )
 
 
@@ -53,7 +53,7 @@ def _with_key(context: ApiContext, stream: StreamRecord, key: str) -> schemas.St
     return stream_with_key_view(
         stream,
         key,
-        ingest_url=context.ingest_url,
+        ingest_url=context.ingest_urls,
         live=live,
         playback_base=context.playback_base,
     )

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from ingest.rtmp.url import MAX_LENGTH as MAX_URL_LENGTH
+from ingest.rtmp.url import URL_PATTERN
 from sessions import profiles as rules
 from sessions.streams import MAX_NAME_LENGTH, NAME_PATTERN
 
@@ -124,6 +126,40 @@ class StreamUpdate(BaseModel):
     )
 
 
+#: What a target URL must be (:func:`ingest.rtmp.url.parse_rtmp_url` enforces it).
+_URL_RULES: dict[str, Any] = {"maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN}
+_URL_HELP = (
+    "The target's server URL with its stream key: rtmp://host[:port]/app/key or "
+    "rtmps://host[:port]/app/key (as YouTube, Twitch or Facebook give it). Shown with the "
+    "key masked after this."
+)
+
+
+class TargetCreate(BaseModel):
+    """A new multistream target of a stream."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(
+        description=f"A name to show (1-{MAX_NAME_LENGTH} characters, as a stream's).",
+        json_schema_extra=_NAME_RULES,
+    )
+    url: str = Field(description=_URL_HELP, json_schema_extra=_URL_RULES)
+    disabled: bool = Field(False, description="A disabled target is not forwarded to.")
+
+
+class TargetUpdate(BaseModel):
+    """Fields to change; those left out (or null) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(None, description="A new name.", json_schema_extra=_NAME_RULES)
+    url: str | None = Field(None, description=_URL_HELP, json_schema_extra=_URL_RULES)
+    disabled: bool | None = Field(
+        None, description="A disabled target is not forwarded to (from the next session)."
+    )
+
+
 # --- responses ----------------------------------------------------------------------------
 
 
@@ -134,6 +170,10 @@ class Stream(BaseModel):
     name: str
     playback_id: str = Field(description="Random public id for playback; never the key.")
     ingest_url: str = Field(description="RTMP server URL to paste into the encoder.")
+    ingest_urls: list[str] = Field(
+        description="Every server URL publishers may use: the RTMP one, then the RTMPS one "
+        "(rtmps://) when RTMPS is on."
+    )
     playback_url: str | None = Field(description="HLS playback URL (null until available).")
     disabled: bool
     record: bool
@@ -188,6 +228,18 @@ class Session(BaseModel):
     playback_id: str | None = Field(description="Its stream's playback id (null if deleted).")
 
 
+class Target(BaseModel):
+    """Where a stream's sessions are forwarded."""
+
+    id: str
+    stream_id: str
+    name: str
+    url: str = Field(description="The target's URL with its stream key masked (****).")
+    disabled: bool
+    created_at: str = Field(description=_TIME)
+    updated_at: str = Field(description=_TIME)
+
+
 class Page(BaseModel):
     total: int = Field(description="Items matching, over all pages.")
     offset: int
@@ -200,6 +252,10 @@ class StreamPage(Page):
 
 class SessionPage(Page):
     items: list[Session]
+
+
+class TargetPage(Page):
+    items: list[Target]
 
 
 class StoreHealth(BaseModel):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from ingest.config import Config, HttpConfig, RtmpsConfig
 from storage import Store
 from tests.http.conftest import AUTH, INGEST_URL, Api, serve_store, session_record
 
@@ -19,6 +21,33 @@ async def _create(api: Api, name: str, **body: object) -> dict[str, object]:
     assert response.status_code == 201, response.text
     created: dict[str, object] = response.json()
     return created
+
+
+async def test_ingest_urls_list_rtmps_when_it_is_on(tmp_path: Path) -> None:
+    rtmps = RtmpsConfig(listen=":1936", cert_file="unused.crt", key_file="unused.key")
+    tls_url = "rtmps://ingest.test:1936/live"
+    configs = [
+        (Config(http=HttpConfig(public_rtmp_url=INGEST_URL)), [INGEST_URL]),
+        (
+            Config(
+                rtmps=rtmps,
+                http=HttpConfig(public_rtmp_url=INGEST_URL, public_rtmps_url=tls_url),
+            ),
+            [INGEST_URL, tls_url],
+        ),
+        (
+            Config(rtmps=rtmps, http=HttpConfig(public_rtmp_url=INGEST_URL)),
+            [INGEST_URL, f"rtmps://{socket.gethostname()}:1936/live"],
+        ),
+    ]
+    for index, (config, urls) in enumerate(configs):
+        store = await Store.open(tmp_path / f"ledger{index}.db")
+        async with serve_store(store, config) as api:
+            created = await _create(api, "studio")
+            assert created["ingest_url"] == INGEST_URL
+            assert created["ingest_urls"] == urls
+            listed = (await api.get("/api/streams")).json()["items"][0]
+            assert listed["ingest_urls"] == urls
 
 
 async def test_create_answers_with_the_key_once_and_never_again(api: Api) -> None:

@@ -26,14 +26,14 @@ async def test_migrates_an_empty_database(tmp_path: Path) -> None:
     try:
         assert store.path == path
         assert path.exists()
-        assert SCHEMA_VERSION == 2
+        assert SCHEMA_VERSION == 3
         assert await store.integrity_check() == "ok"
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"streams", "sessions", "segments", "events"} <= tables
+    assert {"streams", "sessions", "segments", "events", "targets"} <= tables
 
 
 async def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
@@ -43,8 +43,8 @@ async def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     async with await Store.open(str(path)) as store:
         assert (await store.get_stream("s1")) is not None
     async with aiosqlite.connect(path, isolation_level=None) as conn:
-        assert await user_version(conn) == 2
-        assert await migrate(conn) == 2
+        assert await user_version(conn) == SCHEMA_VERSION
+        assert await migrate(conn) == SCHEMA_VERSION
 
 
 async def test_a_version_1_database_gets_stream_profiles(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ async def test_a_version_1_database_gets_stream_profiles(tmp_path: Path) -> None
             [],
         )
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 async def test_wal_and_pragmas(tmp_path: Path) -> None:
@@ -134,3 +134,23 @@ def test_split_statements() -> None:
     assert parts[1].endswith("END;")
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("INSERT INTO t VALUES ('unterminated")
+
+
+async def test_a_version_1_database_gets_targets_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO streams (id, name, key_hash, playback_id, created_at, updated_at)"
+            " VALUES ('s1', 'one', 'h1', 'p1', 1.0, 1.0)"
+        )
+    async with await Store.open(path) as store:
+        assert (await store.get_stream("s1")) is not None
+        target = await store.create_target(
+            id="t1", stream_id="s1", name="yt", url="rtmp://h/app/key", disabled=False, now=2.0
+        )
+        assert target is not None
+        assert await store.list_targets("s1") == ([target], 1)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.config import RtmpConfig
+from ingest.config import RtmpConfig, RtmpsConfig
 from ingest.listener import RtmpServer
 from sessions.auth import KeyAuthorizer
 from sessions.manager import SessionManager
@@ -30,6 +30,9 @@ class Stack:
     def url(self, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp.port}/live/{key}"
 
+    def tls_url(self, key: str) -> str:
+        return f"rtmps://127.0.0.1:{self.rtmp.tls_port}/live/{key}"
+
     async def close(self) -> None:
         self.rtmp.stop_accepting()
         await self.manager.close()
@@ -47,8 +50,11 @@ async def start_stack(
     throttle_failures: int = 10,
     hls: bool = False,
     max_linger: float = 30.0,
+    rtmps: RtmpsConfig | None = None,
     **rtmp: Any,
 ) -> Stack:
+    """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
+    127.0.0.1:0 unless given), RTMPS too."""
     store = await Store.open(tmp_path / "ledger.db")
     executor = ThreadPoolExecutor(max_workers=2)
     media_root = tmp_path / "media"
@@ -64,6 +70,6 @@ async def start_stack(
         streams, manager.writes, reject_delay=(0.0, 0.0), throttle_failures=throttle_failures
     )
     publishers = LivePublishers(authorizer, manager, policy)
-    server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **rtmp), publishers, publishers)
+    server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **rtmp), publishers, publishers, rtmps)
     await server.start()
     return Stack(store, manager, streams, authorizer, server, media_root, executor)
