@@ -4,6 +4,7 @@ measure against: one process (no master, no daemon), a temp prefix, one ``live``
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,20 @@ def find_nginx(binary: str | None = None, module: Path | None = None) -> Nginx:
 
 
 def write_config(
-    prefix: Path, module: Path, port: int, *, hls: bool, chunk_size: int = 4096, root: bool
+    prefix: Path,
+    module: Path,
+    port: int,
+    *,
+    hls: bool,
+    chunk_size: int = 4096,
+    root: bool,
+    record: Path | None = None,
+    push: Sequence[str] = (),
 ) -> Path:
     """An nginx.conf under *prefix*: RTMP on 127.0.0.1:*port*, app ``live``, optional HLS
-    (2 s fragments, a 12 s playlist) into ``prefix/hls``."""
+    (2 s fragments, a 12 s playlist) into ``prefix/hls``; with *record*, every stream
+    recorded (``record all``) to ``record/<stream name>.flv``; with *push*, every stream
+    pushed to those RTMP application URLs (``push``: the stream name is appended)."""
     hls_lines = ""
     if hls:
         (prefix / "hls").mkdir(exist_ok=True)
@@ -51,6 +62,15 @@ def write_config(
             "            hls_fragment 2s;\n"
             "            hls_playlist_length 12s;\n"
         )
+    if record is not None:
+        record.mkdir(parents=True, exist_ok=True)
+        hls_lines += (
+            "            record all;\n"
+            f"            record_path {record};\n"
+            "            record_unique off;\n"
+        )
+    for url in push:
+        hls_lines += f"            push {url};\n"
     conf = prefix / "nginx.conf"
     conf.write_text(
         f"load_module {module};\n" + ("user root;\n" if root else "") + "daemon off;\n"

@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import re
+import ssl
 import tomllib
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ingest.profiles import Profile, ProfileError, parse_profiles
 from ingest.rtmp.limits import Limits
+from ingest.tls import certificate_problem
 
 __all__ = [
     "ENV_PREFIX",
@@ -31,9 +34,12 @@ __all__ = [
     "HlsConfig",
     "HttpConfig",
     "LogConfig",
+    "MultistreamConfig",
     "RtmpConfig",
+    "RtmpsConfig",
     "SessionsConfig",
     "StorageConfig",
+    "TranscodeConfig",
     "changed_keys",
     "load_config",
     "parse_listen",
@@ -155,12 +161,45 @@ def _logger_names(value: Any) -> str | None:
     return None
 
 
+def _profile_list(value: Any) -> str | None:
+    try:
+        parse_profiles(value)
+    except ProfileError as exc:
+        return str(exc)
+    return None
+
+
+#: libx264's presets, fastest first.
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+
+
 def _listen(value: Any) -> str | None:
     try:
         parse_listen(value)
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def _listen_or_off(value: Any) -> str | None:
+    return None if value == "" else _listen(value)
+
+
+def _at_least(low: int) -> _Check:
+    def check(value: Any) -> str | None:
+        return None if value >= low else f"must be >= {low}, got {value!r}"
+
+    return check
 
 
 # --- the configuration --------------------------------------------------------------------
@@ -241,6 +280,51 @@ class RtmpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RtmpsConfig:
+    """RTMPS: RTMP over TLS on a second address, with the same limits and sessions."""
+
+    #: HOST:PORT to accept RTMPS publishers on (e.g. ":1936", or ":443"); empty: off.
+    listen: str = _key("", _listen_or_off, restart=True)
+    #: The certificate (PEM; the server's first, then any intermediates).
+    cert_file: str = _key("")
+    #: Its private key (PEM). Both files are read again on reload (SIGHUP).
+    key_file: str = _key("")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class MultistreamConfig:
+    """Forwarding a live stream to other RTMP servers (see README, Multistream)."""
+
+    #: Bytes queued for one target that does not keep up; past it, media is skipped up to
+    #: the next keyframe (and counted as skipped).
+    max_buffer: int = _key(8 * _MiB, _at_least(64 * _KiB))
+    #: Seconds a target has to accept a connection and start the publish (TCP, TLS,
+    #: handshake, connect, createStream, publish).
+    connect_timeout: float = _key(10.0, _positive)
+    #: Seconds a live target may take no bytes at all, with bytes waiting for it, before
+    #: its connection is dropped and made again.
+    stall_timeout: float = _key(15.0, _positive)
+    #: Seconds before the first retry of a target that failed; doubled at every failure.
+    retry_min: float = _key(1.0, _positive)
+    #: The longest wait between retries, seconds.
+    retry_max: float = _key(30.0, _positive)
+    #: CA certificates (PEM) rtmps:// targets are verified against; empty: the system's.
+    ca_file: str = _key("")
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     """Log output (see :mod:`ingest.logs`)."""
 
@@ -291,6 +375,9 @@ class HttpConfig:
     #: The ingest URL shown to publishers, e.g. "rtmp://ingest.example.com/live". Empty:
     #: rtmp://<this host's name>:<rtmp port>/<app>.
     public_rtmp_url: str = _key("", restart=True)
+    #: The same for RTMPS (when [rtmps] listen is set), e.g.
+    #: "rtmps://ingest.example.com/live". Empty: rtmps://<this host's name>:<rtmps port>/<app>.
+    public_rtmps_url: str = _key("", restart=True)
     #: The base URL viewers reach playback at, e.g. "https://live.example.com". Empty:
     #: http://<this host's name>:<http port>.
     public_url: str = _key("", restart=True)
@@ -324,6 +411,30 @@ class HlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscodeConfig:
+    """Renditions: H.264 encodes of a session's video, beside the source (see
+    :mod:`sessions.transcode`)."""
+
+    #: The ladder for streams that set no profiles, in the compact form
+    #: "NAME:WIDTHxHEIGHT:BITRATE[:FPS[:GOP]]", comma-separated. Empty: the source only.
+    default_profiles: str = _key("", _profile_list)
+    #: libx264's preset (the speed/quality trade-off; each step slower costs more CPU).
+    preset: str = _key("veryfast", _one_of(*X264_PRESETS))
+    #: "libx264" (CPU), "nvenc" (NVIDIA GPU, h264_nvenc) or "auto" (nvenc if one opens,
+    #: else libx264).
+    encoder: str = _key("auto", _one_of("auto", "libx264", "nvenc"), restart=True)
+    #: Processes that transcode (each takes whole sessions), fed by a bounded queue.
+    processes: int = _key(1, _between(1, 256), restart=True)
+    #: Seconds a session's renditions may fall behind real time before their frames are
+    #: dropped to the next source keyframe (issue transcode_realtime).
+    max_lag: float = _key(4.0, _positive)
+
+    @property
+    def default_ladder(self) -> tuple[Profile, ...]:
+        return parse_profiles(self.default_profiles)
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     """Where the ledger and media live."""
 
@@ -352,9 +463,12 @@ class Config:
     """The whole configuration; one attribute per TOML section."""
 
     rtmp: RtmpConfig = field(default_factory=RtmpConfig)
+    rtmps: RtmpsConfig = field(default_factory=RtmpsConfig)
+    multistream: MultistreamConfig = field(default_factory=MultistreamConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
+    transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -366,6 +480,7 @@ _ORDERED = (
     ("rtmp", "max_message_size_before_publish", "max_message_size"),
     ("rtmp", "max_message_size", "max_partial_bytes"),
     ("rtmp", "handshake_timeout", "publish_timeout"),
+    ("multistream", "retry_min", "retry_max"),
 )
 #: Keys that, when set (not 0), must stay below another of their section, and why.
 _BELOW = (
@@ -375,6 +490,48 @@ _BELOW = (
         "max_connections",
         "publishers always find room",
     ),
+)
+
+
+def _rtmps_files(rtmps: RtmpsConfig) -> list[str]:
+    """RTMPS on needs a certificate and its key that load (read again at every reload)."""
+    if not rtmps.enabled:
+        return []
+    missing = [
+        f"rtmps.{key}: must be set when rtmps.listen is (a PEM file)"
+        for key in ("cert_file", "key_file")
+        if not getattr(rtmps, key)
+    ]
+    if missing:
+        return missing
+    problem = certificate_problem(rtmps.cert_file, rtmps.key_file)
+    return [f"rtmps.cert_file: {problem}"] if problem else []
+
+
+def _distinct_ports(rtmp: RtmpConfig, rtmps: RtmpsConfig) -> list[str]:
+    if rtmps.enabled and rtmps.port and rtmps.port == rtmp.port:
+        return [f"rtmps.listen: must be another port than rtmp.listen ({rtmp.listen})"]
+    return []
+
+
+def _ca_file(multistream: MultistreamConfig) -> list[str]:
+    if not multistream.ca_file:
+        return []
+    try:
+        ssl.create_default_context(cafile=multistream.ca_file)
+    except OSError as exc:
+        return [f"multistream.ca_file: cannot read {multistream.ca_file}: {exc.strerror or exc}"]
+    except ssl.SSLError as exc:
+        return [f"multistream.ca_file: not PEM certificates ({exc.reason or exc})"]
+    return []
+
+
+#: Checks of keys of one or more sections together, run once each key passed its own:
+#: (sections, check), the check taking those sections and returning its problems.
+_TOGETHER: tuple[tuple[tuple[str, ...], Callable[..., list[str]]], ...] = (
+    (("rtmps",), _rtmps_files),
+    (("rtmp", "rtmps"), _distinct_ports),
+    (("multistream",), _ca_file),
 )
 
 
@@ -595,6 +752,9 @@ def load_config(
                 )
         if not errors:
             sections[name] = cls(**values)
+    for names, check in _TOGETHER:
+        if all(name in sections for name in names):
+            errors.extend(check(*(sections[name] for name in names)))
 
     if errors:
         raise ConfigError(errors)

@@ -11,6 +11,11 @@ one read (and one loop wake-up) per message. A read that came back full (the loo
 largest) may have left bytes behind, so reading goes on at once: pacing saves wake-ups
 but never limits throughput. One tick for all connections instead made the reads come
 in bursts, and segmenting fell behind. Any failure is contained to its own connection.
+
+With ``[rtmps] listen`` the same server also accepts RTMP over TLS on a second address:
+those connections run their bytes through a :class:`~ingest.tls.TlsLayer` and are
+otherwise the same (limits, caps on pending connections, deadlines, sessions). The TLS
+handshake happens inside the RTMP handshake deadline, counted from the accept.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from collections.abc import Sequence
 from typing import cast
 
 from ingest.admission import Admission
-from ingest.config import RtmpConfig
+from ingest.config import RtmpConfig, RtmpsConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
 from ingest.logs import log_event
 from ingest.rtmp import events as ev
 from ingest.rtmp.events import NEED_DATA, EndCause
 from ingest.rtmp.server import REJECT_CODES, ServerConnection
+from ingest.tls import Certificate, TlsFailed, TlsLayer, load_certificate
 
 logger = logging.getLogger("ingest.listener")
 _ids = itertools.count(1)
@@ -58,8 +64,11 @@ def number_connections_from(first: int) -> None:
 class RtmpProtocol(asyncio.Protocol):
     """One publisher's TCP connection."""
 
-    def __init__(self, server: RtmpServer) -> None:
+    def __init__(self, server: RtmpServer, *, tls: bool = False) -> None:
         self.server = server
+        #: Whether this connection came in on the RTMPS address.
+        self.tls_port = tls
+        self.tls: TlsLayer | None = None
         self.id = next(_ids)
         self.remote_addr = "-"
         self.loop = asyncio.get_running_loop()
@@ -99,6 +108,10 @@ class RtmpProtocol(asyncio.Protocol):
             return
         self._pending_address = address
         server.connections.add(self)
+        if self.tls_port:
+            certificate = server.certificate
+            assert certificate is not None
+            self.tls = TlsLayer(certificate.context)
         cfg = server.config
         self.conn = ServerConnection(
             limits=server.limits,
@@ -114,8 +127,7 @@ class RtmpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.conn is not None:
-            self.conn.receive_data(data)
-            self._process()
+            self._feed(data)
             interval = self.server.config.read_interval
             if (
                 self.sink is not None
@@ -153,6 +165,38 @@ class RtmpProtocol(asyncio.Protocol):
         self._update_reading()
 
     # -- the adapter loop ---------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        """Bytes read from the socket, through the TLS layer on the RTMPS address."""
+        conn = self.conn
+        assert conn is not None
+        tls = self.tls
+        if tls is not None:
+            try:
+                data = tls.receive(data)
+            except TlsFailed as exc:
+                self._tls_failed(str(exc))
+                return
+            if tls.closed and not conn.closed:
+                conn.receive_data(data)
+                data = b""  # the peer's close_notify: its end of the stream
+            elif not data:
+                self._flush()  # handshake replies
+                return
+        conn.receive_data(data)
+        self._process()
+
+    def _tls_failed(self, reason: str) -> None:
+        """A TLS handshake that failed (or a bad record): log why, send the alert, close."""
+        self._log(logging.INFO, "connection_closed", cause="tls_error", reason=reason)
+        self._end_sink(EndCause.PROTOCOL_ERROR, reason)
+        transport = self.transport
+        if transport is not None and self.tls is not None and not transport.is_closing():
+            alert = self.tls.data_to_send()
+            if alert:
+                transport.write(alert)
+            transport.close()
+        self._finish()
 
     def _process(self) -> None:
         conn = self.conn
@@ -243,14 +287,21 @@ class RtmpProtocol(asyncio.Protocol):
 
     def _on_terminated(self, event: ev.ConnectionTerminated) -> None:
         level = logging.INFO if event.error else logging.DEBUG
+        reason = event.reason
+        tls = self.tls
+        if tls is not None and not tls.handshake_done and event.cause == "handshake_timeout":
+            reason = f"TLS handshake not finished ({reason})"
         self._log(
             level,
             "connection_closed",
             cause=event.cause,
-            reason=event.reason,
+            reason=reason,
         )
         self._end_sink(event.cause, event.reason)
         self._flush()
+        if tls is not None:
+            tls.close()
+            self._flush()
         if self.transport is not None:
             self.transport.close()
 
@@ -261,10 +312,20 @@ class RtmpProtocol(asyncio.Protocol):
 
     def _flush(self) -> None:
         conn = self.conn
-        if conn is not None and self.transport is not None:
+        transport = self.transport
+        if conn is not None and transport is not None:
             data = conn.data_to_send()
-            if data and not self.transport.is_closing():
-                self.transport.write(data)
+            tls = self.tls
+            if tls is not None:
+                if data:
+                    try:
+                        tls.send(data)
+                    except TlsFailed as exc:
+                        self._tls_failed(str(exc))
+                        return
+                data = tls.data_to_send()
+            if data and not transport.is_closing():
+                transport.write(data)
 
     def _update_reading(self) -> None:
         conn = self.conn
@@ -371,8 +432,7 @@ class RtmpProtocol(asyncio.Protocol):
                 return
             if not data:
                 return  # EOF: connection_lost tells the rest
-            conn.receive_data(data)
-            self._process()
+            self._feed(data)
             taken += len(data)
             if len(data) < _TAKE_SIZE or taken >= self.server.limits.max_unparsed_bytes:
                 return
@@ -388,59 +448,147 @@ def listening_addresses(servers: Sequence[asyncio.AbstractServer]) -> list[str]:
 
 
 class RtmpServer:
-    """Accepts publishers on one TCP address and runs a :class:`RtmpProtocol` for each."""
+    """Accepts publishers on one TCP address and runs a :class:`RtmpProtocol` for each;
+    with ``rtmps`` on, on a second address over TLS too (the same connections, caps and
+    handler)."""
 
     def __init__(
-        self, config: RtmpConfig, authorizer: PublishAuthorizer, handler: PublishHandler
+        self,
+        config: RtmpConfig,
+        authorizer: PublishAuthorizer,
+        handler: PublishHandler,
+        rtmps: RtmpsConfig | None = None,
     ) -> None:
         self.config = config
         self.limits = config.limits()
         self.authorizer = authorizer
         self.handler = handler
+        self.rtmps = rtmps if rtmps is not None and rtmps.enabled else None
+        #: The certificate new RTMPS connections get (loaded on start, replaced on reload).
+        self.certificate: Certificate | None = None
         self.connections: set[RtmpProtocol] = set()
         #: The caps on new connections, and the count of those not publishing yet.
         self.admission = Admission()
         self._servers: list[asyncio.Server] = []
+        self._tls_servers: list[asyncio.Server] = []
         self._idle = asyncio.Event()
 
     async def start(
-        self, sockets: Sequence[socket.socket] = (), *, reuse_port: bool = False
+        self,
+        sockets: Sequence[socket.socket] = (),
+        *,
+        reuse_port: bool = False,
+        tls_sockets: Sequence[socket.socket] = (),
     ) -> None:
-        """Listen on ``rtmp.listen``, or on already-bound ``sockets`` (socket activation).
-        With ``reuse_port``, other processes may listen on the same address too
-        (``SO_REUSEPORT``: the kernel spreads new connections over them)."""
+        """Listen on ``rtmp.listen``, or on already-bound ``sockets`` (socket activation),
+        and with RTMPS on, on ``rtmps.listen`` or ``tls_sockets``. With ``reuse_port``,
+        other processes may listen on the same addresses too (``SO_REUSEPORT``: the kernel
+        spreads new connections over them)."""
+        if self.rtmps is not None:
+            try:
+                self.certificate = load_certificate(self.rtmps.cert_file, self.rtmps.key_file)
+            except ValueError as exc:
+                raise OSError(f"cannot use the RTMPS certificate: {exc}") from None
+        self._servers += await self._listen(
+            sockets, self.config.host, self.config.port, reuse_port, tls=False
+        )
+        log_event(logger, logging.INFO, "rtmp_listening", addresses=" ".join(self.addresses))
+        if self.rtmps is not None:
+            self._tls_servers += await self._listen(
+                tls_sockets, self.rtmps.host, self.rtmps.port, reuse_port, tls=True
+            )
+            log_event(
+                logger,
+                logging.INFO,
+                "rtmps_listening",
+                addresses=" ".join(self.tls_addresses),
+                certificate=self.certificate.fingerprint if self.certificate else "-",
+            )
+        elif tls_sockets:
+            raise OSError(
+                "an RTMPS socket was passed, but [rtmps] is off: set its listen, cert_file "
+                "and key_file"
+            )
+
+    async def _listen(
+        self,
+        sockets: Sequence[socket.socket],
+        host: str,
+        port: int,
+        reuse_port: bool,
+        *,
+        tls: bool,
+    ) -> list[asyncio.Server]:
         loop = asyncio.get_running_loop()
         if sockets:
-            for sock in sockets:
-                self._servers.append(
-                    await loop.create_server(lambda: RtmpProtocol(self), sock=sock)
-                )
-        else:
-            self._servers.append(
-                await loop.create_server(
-                    lambda: RtmpProtocol(self),
-                    self.config.host,
-                    self.config.port,
-                    reuse_address=True,
-                    reuse_port=reuse_port or None,
-                    backlog=1024,
-                )
+            return [
+                await loop.create_server(lambda: RtmpProtocol(self, tls=tls), sock=sock)
+                for sock in sockets
+            ]
+        return [
+            await loop.create_server(
+                lambda: RtmpProtocol(self, tls=tls),
+                host,
+                port,
+                reuse_address=True,
+                reuse_port=reuse_port or None,
+                backlog=1024,
             )
-        log_event(logger, logging.INFO, "rtmp_listening", addresses=" ".join(self.addresses))
+        ]
 
-    def apply(self, config: RtmpConfig) -> None:
+    def apply(self, config: RtmpConfig, rtmps: RtmpsConfig | None = None) -> None:
         """Take new settings without a restart: limits and timeouts apply to connections
         made from now on (the caps on connections to every new one, counting the open
-        ones); the idle timeout also to the open ones. (``listen`` needs a restart.)"""
+        ones); the idle timeout also to the open ones. With RTMPS on, the certificate and
+        key are read again (``rtmps``' files) for the connections made from now on; the
+        open ones keep theirs. One that does not load is logged and the running one kept.
+        (``listen`` and turning RTMPS on or off need a restart.)"""
         self.config = config
         self.limits = config.limits()
         for proto in self.connections:
             if proto.conn is not None:
                 proto.conn.idle_timeout = config.idle_timeout
+        if self.rtmps is not None and rtmps is not None and rtmps.enabled:
+            self.reload_certificate(rtmps)
+
+    def reload_certificate(self, rtmps: RtmpsConfig) -> bool:
+        """Load ``rtmps``' certificate and key for new connections; False (logged, the
+        running one kept) if they do not load."""
+        try:
+            certificate = load_certificate(rtmps.cert_file, rtmps.key_file)
+        except ValueError as exc:
+            log_event(
+                logger,
+                logging.ERROR,
+                "rtmps_certificate_rejected",
+                error=str(exc),
+                detail="the running certificate is kept",
+            )
+            return False
+        self.certificate = certificate
+        log_event(
+            logger,
+            logging.INFO,
+            "rtmps_certificate_loaded",
+            certificate=certificate.fingerprint,
+        )
+        return True
 
     @property
     def addresses(self) -> list[str]:
         return listening_addresses(self._servers)
+
+    @property
+    def tls_addresses(self) -> list[str]:
+        """Where RTMPS is accepted (empty with RTMPS off)."""
+        return listening_addresses(self._tls_servers)
+
+    @property
+    def tls_port(self) -> int | None:
+        if not self._tls_servers:
+            return None
+        port: int = self._tls_servers[0].sockets[0].getsockname()[1]
+        return port
 
     @property
     def port(self) -> int:
@@ -453,7 +601,7 @@ class RtmpServer:
 
     def stop_accepting(self) -> None:
         """Take no new connections (the open ones go on)."""
-        for server in self._servers:
+        for server in (*self._servers, *self._tls_servers):
             server.close()
 
     async def close(self, reason: str = "server shutting down") -> None:
@@ -468,5 +616,5 @@ class RtmpServer:
             except TimeoutError:
                 for proto in list(self.connections):
                     proto._abort()
-        for server in self._servers:
+        for server in (*self._servers, *self._tls_servers):
             await server.wait_closed()

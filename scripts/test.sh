@@ -18,9 +18,21 @@ fi
 if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
     packages+=(ffmpeg)
 fi
+# The multistream tests forward to nginx-rtmp (bench/nginx_peer.py finds it there).
+if ! { command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; } ||
+    [[ ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]]; then
+    packages+=(nginx-light libnginx-mod-rtmp)
+fi
 # tests/test_deploy.py checks the unit files in deploy/ with systemd-analyze.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     packages+=(systemd)
+fi
+# The operator console's tests drive a headless Chromium with its WebDriver.
+if ! command -v chromium >/dev/null 2>&1; then
+    packages+=(chromium)
+fi
+if ! command -v chromedriver >/dev/null 2>&1; then
+    packages+=(chromium-driver)
 fi
 
 if ((${#packages[@]} > 0)); then

@@ -57,21 +57,23 @@ class RemoteError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Hello:
     """Main to worker, first: its index, the configuration, the playback base URL, and
-    the listening sockets' descriptors under socket activation."""
+    the listening sockets' descriptors under socket activation (RTMP's, then RTMPS')."""
 
     op: ClassVar[Op] = Op.HELLO
     index: int
     config: dict[str, Any]
     public_url: str
     fds: list[int]
+    tls_fds: list[int]
 
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """Worker to main: listening, on these addresses."""
+    """Worker to main: listening, on these addresses (RTMP's, and RTMPS' when on)."""
 
     op: ClassVar[Op] = Op.READY
     addresses: list[str]
+    tls_addresses: list[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
+from ingest.profiles import Profile, check_profiles, profiles_to_json
 from storage import Store
 from storage.models import StreamRecord, hash_key
 
@@ -45,20 +47,21 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, what: str = "stream name") -> str:
     """*name* without surrounding white space, if it is a valid name (see
-    :data:`NAME_PATTERN`); raises :class:`InvalidName` with the reason otherwise."""
+    :data:`NAME_PATTERN`); raises :class:`InvalidName` with the reason otherwise (about
+    *what*: a stream's name, or a target's)."""
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidName(f"stream name must be at most {MAX_NAME_LENGTH} characters")
+        raise InvalidName(f"{what} must be at most {MAX_NAME_LENGTH} characters")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise InvalidName("stream name must not contain control characters")
+        raise InvalidName(f"{what} must not contain control characters")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidName("stream name must be Unicode text (no lone surrogates)") from None
+        raise InvalidName(f"{what} must be Unicode text (no lone surrogates)") from None
     name = name.strip()
     if not name:
-        raise InvalidName("stream name must not be empty")
+        raise InvalidName(f"{what} must not be empty")
     return name
 
 
@@ -76,15 +79,25 @@ class Streams:
         self.clock = clock
         self.on_disabled = on_disabled
 
-    async def create(self, name: str, *, record: bool = False) -> tuple[StreamRecord, str]:
-        """A new stream and its key (the only time the key is available)."""
+    async def create(
+        self,
+        name: str,
+        *,
+        record: bool = False,
+        profiles: Iterable[Mapping[str, Any] | Profile] = (),
+    ) -> tuple[StreamRecord, str]:
+        """A new stream and its key (the only time the key is available). Raises
+        :class:`InvalidName` or :class:`~ingest.profiles.ProfileError`."""
+        name = check_name(name)
+        ladder = profiles_to_json(check_profiles(profiles))
         key = new_stream_key()
         stream = await self.store.create_stream(
             id=new_id(),
-            name=check_name(name),
+            name=name,
             key_hash=hash_key(key),
             playback_id=new_playback_id(),
             record=record,
+            profiles=ladder,
             now=self.clock(),
         )
         return stream, key
@@ -96,13 +109,20 @@ class Streams:
         return None if stream is None else (stream, key)
 
     async def update(
-        self, stream_id: str, *, name: str | None = None, record: bool | None = None
+        self,
+        stream_id: str,
+        *,
+        name: str | None = None,
+        record: bool | None = None,
+        profiles: Iterable[Mapping[str, Any] | Profile] | None = None,
     ) -> StreamRecord | None:
+        """Change the given fields (``profiles=[]`` removes them all); the next session
+        of the stream uses its profiles. Raises :class:`InvalidName` or
+        :class:`~ingest.profiles.ProfileError` before anything is changed."""
+        name = None if name is None else check_name(name)
+        ladder = None if profiles is None else profiles_to_json(check_profiles(profiles))
         return await self.store.update_stream(
-            stream_id,
-            now=self.clock(),
-            name=None if name is None else check_name(name),
-            record=record,
+            stream_id, now=self.clock(), name=name, record=record, profiles=ladder
         )
 
     async def set_disabled(self, stream_id: str, disabled: bool) -> StreamRecord | None:

@@ -8,6 +8,7 @@ from .models import (
     SessionRecord,
     SessionStatus,
     StreamRecord,
+    TargetRecord,
     hash_key,
 )
 from .store import Store, StreamNameTaken
@@ -21,6 +22,7 @@ __all__ = [
     "Store",
     "StreamNameTaken",
     "StreamRecord",
+    "TargetRecord",
     "hash_key",
     "retryable",
 ]

@@ -53,6 +53,23 @@ class StreamRecord:
     created_at: float
     updated_at: float
     last_seen: float | None = None
+    #: Rendition profiles as JSON objects (checked by the session layer before they are
+    #: stored); empty: none set.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRecord:
+    """A stream's multistream target. ``url`` holds the target's stream key: it is left
+    out of ``repr`` (and shown masked by the API)."""
+
+    id: str
+    stream_id: str
+    name: str
+    url: str = field(repr=False)
+    disabled: bool
+    created_at: float
+    updated_at: float
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Final
 
-from .models import EndReason, EventRecord, SessionRecord, StreamRecord
+from .models import EndReason, EventRecord, SessionRecord, StreamRecord, TargetRecord
 
 #: Every column of ``sessions``, in the order of the dataclass fields.
 SESSION_COLUMNS: Final = tuple(f.name for f in fields(SessionRecord))
@@ -35,6 +35,8 @@ _JSON_COLUMNS: Final = frozenset({"tracks", "issues"})
 STREAM_COLUMNS: Final = tuple(f.name for f in fields(StreamRecord))
 
 EVENT_COLUMNS: Final = tuple(f.name for f in fields(EventRecord))
+
+TARGET_COLUMNS: Final = tuple(f.name for f in fields(TargetRecord))
 
 SEGMENT_COLUMNS: Final = (
     "id",
@@ -123,6 +125,20 @@ def stream_from_row(row: sqlite3.Row) -> StreamRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_seen=row["last_seen"],
+        profiles=json.loads(row["profiles"]),
+    )
+
+
+def target_from_row(row: sqlite3.Row) -> TargetRecord:
+    """A row selected with ``TARGET_COLUMNS`` back to a record."""
+    return TargetRecord(
+        id=row["id"],
+        stream_id=row["stream_id"],
+        name=row["name"],
+        url=row["url"],
+        disabled=bool(row["disabled"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 

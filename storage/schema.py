@@ -91,8 +91,28 @@ CREATE INDEX events_at ON events (at);
 CREATE INDEX events_remote_addr_at ON events (remote_addr, at);
 """
 
+#: A stream's rendition profiles, as a JSON array of objects (``[]``: none set).
+_V2: Final = """
+ALTER TABLE streams ADD COLUMN profiles TEXT NOT NULL DEFAULT '[]';
+"""
+
+#: Multistream targets: where a stream's sessions are forwarded (the URL holds a third
+#: party's stream key, in clear, since it is needed to forward; it is shown masked).
+_V3: Final = """
+CREATE TABLE targets (
+    id         TEXT PRIMARY KEY,
+    stream_id  TEXT NOT NULL REFERENCES streams (id),
+    name       TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    disabled   INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX targets_stream_created ON targets (stream_id, created_at);
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -1,4 +1,5 @@
-"""The SQLite store: streams, the session ledger, segments and the event log.
+"""The SQLite store: streams, their multistream targets, the session ledger, segments and
+the event log.
 
 :class:`Store` puts together the stream queries (:mod:`storage.streams`) and the session
 ledger (:mod:`storage.ledger`) over the connections of :mod:`storage.base`, and adds opening,
@@ -19,6 +20,7 @@ from .ledger import LedgerQueries
 from .rows import SEGMENT_COLUMNS, column_list, segment_from_row
 from .schema import migrate
 from .streams import StreamNameTaken, StreamQueries
+from .targets import TargetQueries
 
 __all__ = ["BUSY_TIMEOUT", "Store", "StreamNameTaken"]
 
@@ -26,7 +28,7 @@ __all__ = ["BUSY_TIMEOUT", "Store", "StreamNameTaken"]
 BUSY_TIMEOUT: Final = 5.0
 
 
-class Store(StreamQueries, LedgerQueries):
+class Store(StreamQueries, LedgerQueries, TargetQueries):
     """Persistence for the whole server. Open with :meth:`open`; :meth:`close` when done."""
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Final
+from typing import Any, Final
 
 import aiosqlite
 
@@ -40,6 +40,7 @@ class StreamQueries(StoreBase):
         key_hash: str,
         playback_id: str,
         record: bool = False,
+        profiles: list[dict[str, Any]] | None = None,
         now: float,
     ) -> StreamRecord:
         stream = StreamRecord(
@@ -51,13 +52,14 @@ class StreamQueries(StoreBase):
             record=record,
             created_at=now,
             updated_at=now,
+            profiles=list(profiles or []),
         )
         async with self._transaction() as conn:
             await _check_name_free(conn, name)
             await conn.execute_fetchall(
                 "INSERT INTO streams (id, name, key_hash, playback_id, disabled, record,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                (id, name, key_hash, playback_id, int(record), now, now),
+                " created_at, updated_at, profiles) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                (id, name, key_hash, playback_id, int(record), now, now, _json(stream.profiles)),
             )
         return stream
 
@@ -127,6 +129,7 @@ class StreamQueries(StoreBase):
         disabled: bool | None = None,
         record: bool | None = None,
         key_hash: str | None = None,
+        profiles: list[dict[str, Any]] | None = None,
     ) -> StreamRecord | None:
         """Change the given fields (``None`` leaves one as it is); ``None`` if no such
         stream. Raises :class:`StreamNameTaken` if another stream has ``name``."""
@@ -147,16 +150,18 @@ class StreamQueries(StoreBase):
                 disabled=stream.disabled if disabled is None else disabled,
                 record=stream.record if record is None else record,
                 key_hash=stream.key_hash if key_hash is None else key_hash,
+                profiles=stream.profiles if profiles is None else list(profiles),
                 updated_at=now,
             )
             await conn.execute_fetchall(
                 "UPDATE streams SET name = ?, disabled = ?, record = ?, key_hash = ?,"
-                " updated_at = ? WHERE id = ?",
+                " profiles = ?, updated_at = ? WHERE id = ?",
                 (
                     stream.name,
                     int(stream.disabled),
                     int(stream.record),
                     stream.key_hash,
+                    _json(stream.profiles),
                     now,
                     stream_id,
                 ),
@@ -174,6 +179,10 @@ class StreamQueries(StoreBase):
                 (now, stream_id),
             )
         return bool(list(rows))
+
+
+def _json(profiles: list[dict[str, Any]]) -> str:
+    return json.dumps(profiles, separators=(",", ":"))
 
 
 async def _check_name_free(conn: aiosqlite.Connection, name: str) -> None:

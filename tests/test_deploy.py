@@ -19,7 +19,7 @@ from ingest.config import load_config, parse_listen
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SERVICE = "rtmp-ingest.service"
-SOCKETS = ("rtmp-ingest-rtmp.socket", "rtmp-ingest-http.socket")
+SOCKETS = ("rtmp-ingest-rtmp.socket", "rtmp-ingest-http.socket", "rtmp-ingest-rtmps.socket")
 UNITS = (SERVICE, *SOCKETS)
 INSTALLED_BINARY = "/opt/rtmp-ingest/venv/bin/rtmp-ingest"
 EXEC_START = f"{INSTALLED_BINARY} serve --config ${{CONFIGURATION_DIRECTORY}}/config.toml"
@@ -129,7 +129,8 @@ def test_service_hardening() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "port", "fd_name"), [(SOCKETS[0], "1935", "rtmp"), (SOCKETS[1], "8080", "http")]
+    ("name", "port", "fd_name"),
+    [(SOCKETS[0], "1935", "rtmp"), (SOCKETS[1], "8080", "http"), (SOCKETS[2], "1936", "rtmps")],
 )
 def test_sockets_name_their_descriptor_for_the_service(name: str, port: str, fd_name: str) -> None:
     assert _one(name, "Socket", "ListenStream") == port

@@ -1,8 +1,10 @@
 """The packages' import rule (README: Layout), read from every module's imports.
 
 Only the shell (``ingest.server``) imports ``sessions``; ``sessions`` may import, of
-``ingest``, only the package itself (its version), ``ingest.rtmp.events``, ``ingest.flv``,
-``ingest.hooks``, ``ingest.logs`` and ``ingest.config``; ``storage`` imports neither; and the
+``ingest``, only the package itself (its version), the events of the protocol core and its
+URLs (``ingest.rtmp.events``, ``ingest.rtmp.url``), ``ingest.flv``, ``ingest.hooks``,
+``ingest.logs``, and the configuration with the profiles it checks (``ingest.config``,
+``ingest.profiles``); ``storage`` imports neither; and the
 sans-IO core (``ingest.rtmp``, ``ingest.flv``) imports no asyncio and no PyAV. Every import
 counts: at the top, inside a function, or for type checking only.
 """
@@ -22,10 +24,12 @@ SHELL_ENTRY = "ingest.__main__"
 #: What ``sessions`` may import of ``ingest`` (each with its submodules).
 SESSIONS_MAY_IMPORT = (
     "ingest.rtmp.events",
+    "ingest.rtmp.url",
     "ingest.flv",
     "ingest.hooks",
     "ingest.logs",
     "ingest.config",
+    "ingest.profiles",
 )
 SANS_IO = ("ingest.rtmp", "ingest.flv")
 NOT_IN_SANS_IO = ("asyncio", "av")

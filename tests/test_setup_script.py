@@ -70,8 +70,8 @@ def test_the_script_is_executable_and_parses() -> None:
 @pytest.fixture
 def bare_checkout() -> Iterator[Path]:
     """A copy of the script in a checkout-shaped folder any user can read, and a folder of
-    the few real tools it needs before its check: no python3, ffmpeg, systemd-analyze or
-    sudo."""
+    the few real tools it needs before its check: no python3, ffmpeg, systemd-analyze,
+    chromium, chromedriver or sudo."""
     with tempfile.TemporaryDirectory(prefix="rtmp-ingest-setup-") as name:
         top = Path(name)
         top.chmod(0o755)
@@ -107,7 +107,7 @@ def test_missing_packages_without_root_or_sudo_are_named_and_nothing_is_made(
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == ""
-    missing = "python3 python3-venv ffmpeg systemd"
+    missing = "python3 python3-venv ffmpeg systemd chromium chromium-driver"
     assert f"the tests need Debian's {missing}, which are missing" in proc.stderr
     assert f"    apt-get install {missing}\n" in proc.stderr
     assert not (bare_checkout / "repo" / ".venv").exists()

@@ -31,7 +31,7 @@ def describe_bad_version(version: int) -> str:
     if version == 0x06 or version == 0x08:
         return f"encrypted RTMP (RTMPE, version byte {version:#04x}) is not supported"
     if version == 0x16:
-        return "a TLS ClientHello arrived on the plain RTMP port (RTMPS is not served here)"
+        return "a TLS ClientHello arrived on the plain RTMP port (RTMPS has its own port)"
     if chr(version) in "GPHCDO":
         return "an HTTP request arrived on the RTMP port"
     return f"unsupported RTMP version byte {version:#04x}"

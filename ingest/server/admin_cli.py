@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ingest.config import Config
 from ingest.server import admin_commands as cmd
 from sessions.http.deps import DEFAULT_LIMIT
-from sessions.http.views import ingest_url
+from sessions.http.views import ingest_rtmps_url, ingest_url
 from sessions.streams import Streams
 from storage import Store
 from storage.base import MAX_LIMIT
@@ -144,7 +144,10 @@ async def _run(config: Config, command: cmd.Command, args: argparse.Namespace) -
         raise cmd.CommandError(f"cannot open the database {path}: {exc}") from None
     try:
         as_json = bool(getattr(args, "json", False))
-        await command(cmd.Admin(store, Streams(store), ingest_url(config), as_json), args)
+        admin = cmd.Admin(
+            store, Streams(store), ingest_url(config), as_json, ingest_rtmps_url(config)
+        )
+        await command(admin, args)
     except sqlite3.Error as exc:
         raise cmd.CommandError(f"database error in {path}: {exc}") from None
     finally:

@@ -41,6 +41,19 @@ class Admin:
     streams: Streams
     ingest_url: str
     as_json: bool
+    #: The RTMPS server URL, when RTMPS is on.
+    ingest_rtmps_url: str | None = None
+
+    @property
+    def ingest_urls(self) -> list[str]:
+        tls = self.ingest_rtmps_url
+        return [self.ingest_url] if tls is None else [self.ingest_url, tls]
+
+    def servers(self) -> list[tuple[str, str]]:
+        """The "Server" lines of a block (RTMPS on a line of its own)."""
+        if self.ingest_rtmps_url is None:
+            return [("Server", self.ingest_url)]
+        return [("Server", self.ingest_url), ("Server (TLS)", self.ingest_rtmps_url)]
 
     async def stream(self, ref: str) -> StreamRecord:
         stream = await self.streams.resolve(ref)
@@ -74,7 +87,7 @@ def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
             ("Playback ID", stream.playback_id),
             ("Status", _stream_status(stream, live)),
             ("Record", yes_no(stream.record)),
-            ("Server", admin.ingest_url),
+            *admin.servers(),
             ("Last seen", format_utc(stream.last_seen)),
             ("Created", format_utc(stream.created_at)),
             ("Updated", format_utc(stream.updated_at)),
@@ -84,10 +97,10 @@ def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
 
 def _print_key(admin: Admin, stream: StreamRecord, key: str, live: bool, what: str) -> None:
     if admin.as_json:
-        _emit(as_json(key_view(stream, key, ingest_url=admin.ingest_url, live=live)))
+        _emit(as_json(key_view(stream, key, ingest_url=admin.ingest_urls, live=live)))
         return
     print(f"{what} {stream.name!r}.\n")
-    print(fields([("Server", admin.ingest_url), ("Stream Key", key)]))
+    print(fields([*admin.servers(), ("Stream Key", key)]))
     print()
     print(fields([("Name", stream.name), ("ID", stream.id), ("Playback ID", stream.playback_id)]))
     print("\nThe stream key is shown only now: keep it secret, like a password.")
@@ -178,7 +191,7 @@ async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
     live = [await admin.is_live(stream) for stream in records]
     if admin.as_json:
         items = [
-            as_json(stream_view(s, ingest_url=admin.ingest_url, live=lv))
+            as_json(stream_view(s, ingest_url=admin.ingest_urls, live=lv))
             for s, lv in zip(records, live, strict=True)
         ]
         _emit_page(items, total, args)
@@ -204,7 +217,7 @@ async def streams_show(admin: Admin, args: argparse.Namespace) -> None:
     stream = await admin.stream(args.ref)
     live = await admin.is_live(stream)
     if admin.as_json:
-        _emit(as_json(stream_view(stream, ingest_url=admin.ingest_url, live=live)))
+        _emit(as_json(stream_view(stream, ingest_url=admin.ingest_urls, live=live)))
     else:
         print(_stream_block(admin, stream, live))
 
@@ -227,7 +240,7 @@ async def _set_disabled(admin: Admin, ref: str, disabled: bool) -> None:
         raise CommandError(f"no stream named or with id {ref!r}")
     if admin.as_json:
         live = await admin.is_live(changed)
-        _emit(as_json(stream_view(changed, ingest_url=admin.ingest_url, live=live)))
+        _emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
     else:
         print(f"Stream {changed.name!r} {'disabled' if disabled else 'enabled'}.")
 

@@ -40,7 +40,7 @@ from ingest.server.systemd import (
 from ingest.server.workers import WorkerPool, worst
 from sessions.http.app import create_app
 from sessions.http.server import http_server
-from sessions.http.views import ingest_url, public_http_url
+from sessions.http.views import ingest_rtmps_url, ingest_url, public_http_url
 from sessions.manager import SHUTTING_DOWN
 from sessions.owner import StreamOwner
 from sessions.playback import Playback
@@ -109,7 +109,9 @@ class IngestServer:
                 config, self.owner, self.manager, public_url=public_url
             )
         else:
-            self.rtmp = self.front = RtmpServer(config.rtmp, self.manager, self.manager)
+            self.rtmp = self.front = RtmpServer(
+                config.rtmp, self.manager, self.manager, config.rtmps
+            )
         self.playback = Playback(store, self.owner, config.storage.media_root, self.manager.writes)
         app = create_app(
             store=store,
@@ -179,7 +181,10 @@ class IngestServer:
         await self.sessions.start()
         self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
-        await self.front.start(activated.rtmp if activated else ())
+        if activated is not None:
+            await self.front.start(activated.rtmp, tls_sockets=activated.rtmps)
+        else:
+            await self.front.start()
         sockets = activated.http if activated and activated.http else None
         self._http_task = asyncio.ensure_future(self.http.serve(sockets=sockets))
         while not self.http.started and not self._http_task.done():
@@ -209,7 +214,10 @@ class IngestServer:
         self.retention_days = config.hls.retention_days
         kept = {name: getattr(self.config, name) for name in ("http", "hls", "storage")}
         self.config = dataclasses.replace(
-            config, rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen), **kept
+            config,
+            rtmp=dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen),
+            rtmps=dataclasses.replace(config.rtmps, listen=self.config.rtmps.listen),
+            **kept,
         )
 
     async def stop(self) -> None:
@@ -327,6 +335,10 @@ async def serve(config: Config, config_path: str | None = None) -> None:
         server.ready = True
         settle_heap()
         print(f"Publish to {url}/<stream key>", flush=True)
+        tls_port = server.front.tls_port
+        if tls_port is not None:
+            print(f"  or over TLS to {ingest_rtmps_url(config, tls_port)}/<stream key>")
+            print(f"RTMPS on {' '.join(server.front.tls_addresses)}", flush=True)
         print(
             f"RTMP on {' '.join(server.front.addresses)}; "
             f"HTTP API on {' '.join(server.http_addresses)}",

@@ -127,7 +127,7 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
     declared ``restart`` in :mod:`ingest.config`): the listener's limits and timeouts,
     the ledger's rhythm, the publishing policy and key checks, the log."""
     if rtmp is not None:
-        rtmp.apply(config.rtmp)
+        rtmp.apply(config.rtmp, config.rtmps)
     side.manager.flush_interval = config.sessions.flush_interval
     side.manager.rate_window = config.sessions.rate_window
     if side.owner is not None:

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncio_dgram
 
@@ -223,6 +223,8 @@ class ActivatedSockets:
 
     rtmp: list[socket.socket]
     http: list[socket.socket]
+    #: RTMPS (``[rtmps]``); given only by name, never an unnamed socket.
+    rtmps: list[socket.socket] = field(default_factory=list)
 
 
 def activated_sockets(
@@ -232,9 +234,10 @@ def activated_sockets(
 
     When ``LISTEN_PID`` is this process and ``LISTEN_FDS`` is *n* > 0, file descriptors 3 to
     3 + *n* - 1 are listening sockets. ``LISTEN_FDNAMES`` (colon-separated, from
-    ``FileDescriptorName=``) says which is which: ``rtmp`` or ``http``. Sockets with any other
-    name (``unknown``, or systemd's default, the socket unit's name) are given, in order, to
-    whichever of rtmp and http has no named socket, rtmp first.
+    ``FileDescriptorName=``) says which is which: ``rtmp``, ``http`` or ``rtmps``. Sockets
+    with any other name (``unknown``, or systemd's default, the socket unit's name) are
+    given, in order, to whichever of rtmp and http has no named socket, rtmp first (never
+    to rtmps: a TLS port is only ever the one named so).
 
     Each socket is made non-blocking and close-on-exec. With *unset* (the default) the
     ``LISTEN_*`` variables are removed from *environ*, as sd_listen_fds(3) does, so that
@@ -266,16 +269,17 @@ def _activated_sockets(env: Mapping[str, str]) -> ActivatedSockets | None:
     names = names_text.split(":") if names_text else []
     fds = range(LISTEN_FDS_START, LISTEN_FDS_START + count)
     roles: dict[str, list[int]] = {"rtmp": [], "http": []}
+    tls: list[int] = []
     unnamed: list[int] = []
     for index, fd in enumerate(fds):
         name = names[index] if index < len(names) else "unknown"
-        roles.get(name, unnamed).append(fd)
+        (tls if name == "rtmps" else roles.get(name, unnamed)).append(fd)
     free = [role for role, taken in roles.items() if not taken]
     if len(unnamed) > len(free):
         extra = unnamed[len(free)]
         raise ValueError(
-            f"passed file descriptor {extra} has no name rtmp or http, and both listeners "
-            "already have a socket (set FileDescriptorName= in the .socket unit)"
+            f"passed file descriptor {extra} has no name rtmp, http or rtmps, and both rtmp "
+            "and http already have a socket (set FileDescriptorName= in the .socket unit)"
         )
     for role, fd in zip(free, unnamed, strict=False):
         roles[role].append(fd)
@@ -293,6 +297,7 @@ def _activated_sockets(env: Mapping[str, str]) -> ActivatedSockets | None:
     return ActivatedSockets(
         rtmp=[by_fd[fd] for fd in roles["rtmp"]],
         http=[by_fd[fd] for fd in roles["http"]],
+        rtmps=[by_fd[fd] for fd in tls],
     )
 
 

@@ -98,7 +98,7 @@ class Worker:
             config, store, hello.public_url, owner=self.owner, process=hello.index + 1
         )
         manager = sessions.manager
-        self.rtmp = rtmp = RtmpServer(config.rtmp, manager, manager)
+        self.rtmp = rtmp = RtmpServer(config.rtmp, manager, manager, config.rtmps)
         report: asyncio.Task[None] | None = None
         code = 0
         try:
@@ -107,12 +107,13 @@ class Worker:
             report = asyncio.ensure_future(self._report(sessions))
             try:
                 sockets = [socket.socket(fileno=fd) for fd in hello.fds]
-                await rtmp.start(sockets, reuse_port=True)
+                tls_sockets = [socket.socket(fileno=fd) for fd in hello.tls_fds]
+                await rtmp.start(sockets, reuse_port=True, tls_sockets=tls_sockets)
             except OSError as exc:
                 channel.notify(Failed(f"cannot listen on {config.rtmp.listen}: {exc}"))
                 code = 1
             else:
-                channel.notify(Ready(rtmp.addresses))
+                channel.notify(Ready(rtmp.addresses, rtmp.tls_addresses))
                 settle_heap()
                 stop = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({stop, closed}, return_when=asyncio.FIRST_COMPLETED)

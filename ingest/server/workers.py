@@ -80,6 +80,7 @@ class _Worker:
     #: Its writes to the store, as of its last flush.
     store: WriteHealth | None = None
     addresses: list[str] = dataclasses.field(default_factory=list)
+    tls_addresses: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
@@ -111,22 +112,32 @@ class WorkerPool:
         self.started_at = clock()
         self.workers = [_Worker(i) for i in range(config.rtmp.processes)]
         self._fds: list[int] = []
-        self._reserved: socket.socket | None = None
+        self._tls_fds: list[int] = []
+        self._reserved: list[socket.socket] = []
         self._stopping = False
         self._watchers: set[asyncio.Task[None]] = set()
         self._delay = RESPAWN_DELAY
 
     # -- starting and stopping ----------------------------------------------------------
 
-    async def start(self, sockets: Sequence[socket.socket] = ()) -> None:
+    async def start(
+        self, sockets: Sequence[socket.socket] = (), *, tls_sockets: Sequence[socket.socket] = ()
+    ) -> None:
         """Start every worker and return once all of them listen. With ``sockets``
         (systemd socket activation) the workers share those; otherwise each binds
         ``rtmp.listen`` with ``SO_REUSEPORT`` (port 0 is resolved to one free port first,
-        which this process keeps bound so that no one else takes it)."""
+        which this process keeps bound so that no one else takes it). The same for
+        ``tls_sockets`` and ``rtmps.listen`` with RTMPS on."""
+        rtmp, rtmps = self.config.rtmp, self.config.rtmps
         if sockets:
             self._fds = [s.fileno() for s in sockets]
-        elif self.config.rtmp.port == 0:
-            self._reserve_port()
+        elif rtmp.port == 0:
+            rtmp = dataclasses.replace(rtmp, listen=self._reserve_port(rtmp.host))
+        if tls_sockets:
+            self._tls_fds = [s.fileno() for s in tls_sockets]
+        elif rtmps.enabled and rtmps.port == 0:
+            rtmps = dataclasses.replace(rtmps, listen=self._reserve_port(rtmps.host))
+        self.config = dataclasses.replace(self.config, rtmp=rtmp, rtmps=rtmps)
         try:
             await asyncio.gather(*(self._spawn(worker) for worker in self.workers))
         except BaseException:
@@ -140,8 +151,9 @@ class WorkerPool:
             pids=",".join(str(w.pid) for w in self.workers),
         )
 
-    def _reserve_port(self) -> None:
-        host = self.config.rtmp.host
+    def _reserve_port(self, host: str) -> str:
+        """A free port on ``host``, kept bound here (with ``SO_REUSEPORT``, so that the
+        workers can bind it too); the listen address that names it."""
         family, kind, proto, _, address = socket.getaddrinfo(
             host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
@@ -149,12 +161,9 @@ class WorkerPool:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        self._reserved = sock
+        self._reserved.append(sock)
         port = sock.getsockname()[1]
-        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.config = dataclasses.replace(
-            self.config, rtmp=dataclasses.replace(self.config.rtmp, listen=listen)
-        )
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def _spawn(self, worker: _Worker) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -164,7 +173,7 @@ class WorkerPool:
                 "-m",
                 "ingest.server.worker",
                 str(child.fileno()),
-                pass_fds=(child.fileno(), *self._fds),
+                pass_fds=(child.fileno(), *self._fds, *self._tls_fds),
                 env=worker_environ(),
                 stdin=subprocess.DEVNULL,
             )
@@ -183,7 +192,15 @@ class WorkerPool:
         watcher = asyncio.ensure_future(self._watch(worker, worker.channel, worker.process))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        channel.notify(Hello(worker.index, config_to_dict(self.config), self.public_url, self._fds))
+        channel.notify(
+            Hello(
+                worker.index,
+                config_to_dict(self.config),
+                self.public_url,
+                self._fds,
+                self._tls_fds,
+            )
+        )
         try:
             await asyncio.wait_for(asyncio.shield(worker.ready), READY_TIMEOUT)
         except TimeoutError:
@@ -239,14 +256,15 @@ class WorkerPool:
                 worker.channel.notify(Stop())
         while self._watchers:
             await asyncio.gather(*list(self._watchers), return_exceptions=True)
-        if self._reserved is not None:
-            self._reserved.close()
-            self._reserved = None
+        for sock in self._reserved:
+            sock.close()
+        self._reserved.clear()
 
     def apply(self, config: Config) -> None:
         """Hand a reloaded configuration to the workers (they apply what can change)."""
         rtmp = dataclasses.replace(config.rtmp, listen=self.config.rtmp.listen)
-        self.config = dataclasses.replace(config, rtmp=rtmp)
+        rtmps = dataclasses.replace(config.rtmps, listen=self.config.rtmps.listen)
+        self.config = dataclasses.replace(config, rtmp=rtmp, rtmps=rtmps)
         for worker in self.workers:
             if worker.channel is not None:
                 worker.channel.notify(Apply(config_to_dict(self.config)))
@@ -258,6 +276,15 @@ class WorkerPool:
     @property
     def port(self) -> int:
         return int(self.addresses[0].rpartition(":")[2])
+
+    @property
+    def tls_addresses(self) -> list[str]:
+        return sorted({a for worker in self.workers for a in worker.tls_addresses})
+
+    @property
+    def tls_port(self) -> int | None:
+        addresses = self.tls_addresses
+        return int(addresses[0].rpartition(":")[2]) if addresses else None
 
     # -- what workers ask and tell ------------------------------------------------------
 
@@ -275,6 +302,7 @@ class WorkerPool:
             worker.store = WriteHealth.from_dict(message.store)
         elif isinstance(message, Ready):
             worker.addresses = list(message.addresses)
+            worker.tls_addresses = list(message.tls_addresses)
             if worker.ready is not None and not worker.ready.done():
                 worker.ready.set_result(None)
         elif isinstance(message, Failed):

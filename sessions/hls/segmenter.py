@@ -13,11 +13,14 @@ Cuts: at the first keyframe of the primary track (video, else audio) at least
 jump closes the current segment and marks the next one as a discontinuity (with a new
 init segment for fMP4). Problems are recorded in :attr:`Segmenter.issues`, never raised.
 
-A segment or playlist that cannot be written (disk full, I/O error: any ``OSError``) is
-skipped, not fatal: the segment is dropped, its temporary file removed, the next one
-starts as a discontinuity, and segmenting goes on; each failure is a
-``segment_write_failed`` (or ``playlist_write_failed``) issue, logged with the session
-the first time and then at most every :data:`WRITE_FAILURE_LOG_INTERVAL` seconds.
+The files (segments, init segments, playlists) are written by :class:`~.files.SegmentFiles`:
+a segment or playlist that cannot be written is skipped, not fatal, and segmenting goes on
+(see there).
+
+A :class:`MediaTap` given to the segmenter sees the session as the segmenter places it:
+each track's configuration, every frame on the session timeline, and each segment's start
+(the renditions are cut at the same places, see :mod:`sessions.transcode`). It is called
+in the segmenter's thread and must not block.
 """
 
 from __future__ import annotations
@@ -26,15 +29,12 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
-
-import av
+from typing import Any, Literal, Protocol
 
 from ingest.flv import AudioPacket, FlvError, VideoPacket, parse_audio, parse_video
-from ingest.logs import log_event
 
-from .output import SegmentWriter, split_fmp4, write_atomic
-from .playlist import PlaylistWriter, SegmentInfo
+from .files import WRITE_FAILURE_LOG_INTERVAL, SegmentFiles
+from .playlist import SegmentInfo
 from .templates import (
     NEEDS_CONFIG,
     SegmentFormat,
@@ -47,7 +47,7 @@ from .templates import (
 from .timeline import Timeline
 from .tracks import AUDIO, DEFAULT_FRAME_MS, VIDEO, Frame, IssueLog, Track, supported
 
-__all__ = ["WRITE_FAILURE_LOG_INTERVAL", "Packets", "Segmenter"]
+__all__ = ["WRITE_FAILURE_LOG_INTERVAL", "MediaTap", "Packets", "Segmenter"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,36 @@ Packets = list[VideoPacket] | list[AudioPacket]
 
 _START_WAIT_MS = 1000
 _KEYFRAME_SLACK_MS = 100
-_MUX_ERRORS = (av.FFmpegError, ValueError)
-#: The file an MPEG-TS segment is written to until it is complete and renamed.
-_TEMPORARY = "segment.ts.tmp"
-#: Seconds between log lines about one session's media that cannot be written.
-WRITE_FAILURE_LOG_INTERVAL = 10.0
+
+
+class MediaTap(Protocol):
+    """Sees the session's media as the segmenter places it (in the segmenter's thread)."""
+
+    def config(self, video: bool, codec: str, config: bytes, tag: bytes) -> None:
+        """A track's (new) configuration: its parsed record and the tag it came in."""
+        ...
+
+    def frame(
+        self,
+        video: bool,
+        dts: int,
+        pts: int,
+        data: bytes,
+        keyframe: bool,
+        arrival: float,
+        tag: bytes,
+    ) -> None:
+        """A frame on the session timeline (ms), as the segments get it; ``tag`` is the
+        message it came in."""
+        ...
+
+    def cut(self, sequence: int, dts: int, discontinuity: bool, arrival: float) -> None:
+        """Segment ``sequence`` starts at ``dts`` (ms), with the frame that follows."""
+        ...
+
+    def flush(self) -> None:
+        """The segmenter finished: pass on anything held back."""
+        ...
 
 
 class Segmenter:
@@ -76,8 +101,10 @@ class Segmenter:
         keep_all: bool = False,
         clock: Callable[[], float] = time.time,
         session_id: str | None = None,
+        tap: MediaTap | None = None,
     ) -> None:
         self.directory = directory
+        self.tap = tap
         #: Names the session in log lines.
         self.session_id = session_id
         self._clock = clock
@@ -86,30 +113,22 @@ class Segmenter:
         self.dropped = 0  # frames dropped: before the first keyframe, backwards, unusable
         self._target_ms = round(target_duration * 1000)
         self._requested = segment_format
-        self._playlist = PlaylistWriter(directory, window=window, keep_all=keep_all)
+        self._files = SegmentFiles(
+            directory,
+            window=window,
+            keep_all=keep_all,
+            issues=self._issues,
+            clock=clock,
+            session_id=session_id,
+        )
         self._timeline = Timeline()
         self._tracks = {AUDIO: Track(), VIDEO: Track()}
         self._pending: list[Frame] = []
         self._templates: Templates | None = None
         self._format: SegmentFormat = "mpegts"
         self._primary_video = True
-        self._writer: SegmentWriter | None = None
-        self._seg_start = 0
-        self._seg_end = 0
-        self._seg_arrival = 0.0
-        self._seg_last_arrival = 0.0
-        self._seg_discontinuity = False
-        self._next_discontinuity = False
-        self._sequence = 0
-        self._init_count = 0
-        self._init_uri: str | None = None
         self._last_keyframe: int | None = None
         self._finished = False
-        #: Segments and playlists that could not be written, and when that was last logged.
-        self.write_failures = 0
-        self._failure_logged_at: float | None = None
-        self._failures_logged = 0
-        self._has_directory = self._make_directory()
 
     # -- input ---------------------------------------------------------------------
 
@@ -167,28 +186,31 @@ class Segmenter:
         self._finished = True
         if self._templates is None and self._pending:
             self._try_start(done, force=True)
-        self._close_segment(done, None)
+        self._files.close(done, None)
         if self._templates is not None:
             self._templates.close()
             self._templates = None
-        if self._sequence:
-            try:
-                self._playlist.finish()
-            except OSError as exc:
-                self._write_failed("playlist_write_failed", "the playlist", exc)
+        self._files.finish()
+        if self.tap is not None:
+            self.tap.flush()
         return done
 
     @property
     def segments(self) -> list[SegmentInfo]:
         """The segments in the live window."""
-        return self._playlist.segments
+        return self._files.segments
+
+    @property
+    def write_failures(self) -> int:
+        """Segments and playlists that could not be written."""
+        return self._files.write_failures
 
     # -- tracks and timestamps -----------------------------------------------------
 
     def _on_config(
         self, kind: int, codec: str | None, data: bytes, tag: bytes, done: list[SegmentInfo]
     ) -> None:
-        if not supported(kind, codec):
+        if codec is None or not supported(kind, codec):
             self._unsupported(kind, codec)
             return
         track = self._tracks[kind]
@@ -197,11 +219,13 @@ class Segmenter:
         track.codec, track.config, track.config_tag = codec, data, tag
         self._pending = [frame for frame in self._pending if frame.video != (kind == VIDEO)]
         if self._templates is not None:
-            self._close_segment(done, None)
+            self._files.close(done, None)
             self._templates.close()
             self._templates = None
-            self._next_discontinuity = True
+            self._files.mark_discontinuity()
             self._last_keyframe = None
+        if self.tap is not None:
+            self.tap.config(kind == VIDEO, codec, data, tag)
 
     def _on_frame(
         self,
@@ -244,15 +268,15 @@ class Segmenter:
             self._pending.append(Frame(kind == VIDEO, dts, cts, data, key, arrival, tag))
             self._try_start(done, force=False)
         else:
-            self._route(kind == VIDEO, dts, cts, data, key, arrival, done)
+            self._route(kind == VIDEO, dts, cts, data, key, arrival, tag, done)
 
     def _on_jump(self, jump: int, done: list[SegmentInfo]) -> None:
         if jump < 0:
             self._issues.record("timestamps_backwards", f"timestamps jumped back {-jump} ms")
         else:
             self._issues.record("timestamps_jump", f"timestamps jumped forward {jump} ms")
-        self._close_segment(done, None)
-        self._next_discontinuity = True
+        self._files.close(done, None)
+        self._files.mark_discontinuity()
         self._last_keyframe = None
 
     def _try_start(self, done: list[SegmentInfo], *, force: bool) -> None:
@@ -287,7 +311,7 @@ class Segmenter:
             video.codec if templates.video is not None else None,
             audio.codec if templates.audio is not None else None,
         )
-        self._init_uri = None
+        self._files.new_init()
         anchor = key if self._primary_video else first_audio
         assert anchor is not None
         for item in pending:
@@ -297,8 +321,9 @@ class Segmenter:
                 self.dropped += 1
             else:
                 self._route(
-                    item.video, item.dts, item.cts, item.data, item.keyframe, item.arrival, done
-                )
+                    item.video, item.dts, item.cts, item.data, item.keyframe, item.arrival,
+                    item.tag, done,
+                )  # fmt: skip
 
     def _open_templates(self, setups: list[TrackSetup]) -> Templates | None:
         try:
@@ -327,6 +352,7 @@ class Segmenter:
         data: bytes,
         key: bool,
         arrival: float,
+        tag: bytes,
         done: list[SegmentInfo],
     ) -> None:
         templates = self._templates
@@ -336,32 +362,33 @@ class Segmenter:
             return
         if key and video:
             self._check_keyframe_interval(dts)
+        files = self._files
+        tap = self.tap
         if key and video == self._primary_video:
-            if self._writer is None:
-                self._open_segment(dts, arrival)
-            elif dts - self._seg_start >= self._target_ms:
-                self._close_segment(done, dts)
-                self._open_segment(dts, arrival)
-        writer = self._writer
-        if writer is None:
+            opened = False
+            if not files.is_open:
+                opened = files.open(self._format, templates, dts, arrival)
+            elif dts - files.start >= self._target_ms:
+                files.close(done, dts)
+                opened = files.open(self._format, templates, dts, arrival)
+            if opened and tap is not None:
+                tap.cut(files.sequence, dts, files.opened_discontinuous, arrival)
+        pts = dts + max(cts, 0)
+        if tap is not None:
+            tap.frame(video, dts, pts, data, key, arrival, tag)
+        if not files.is_open:
             self.dropped += 1
             return
         kind = VIDEO if video else AUDIO
-        duration = self._tracks[kind].frame_ms or DEFAULT_FRAME_MS[kind]
-        try:
-            writer.mux(video, data, dts, dts + max(cts, 0), duration, key)
-        except _MUX_ERRORS as exc:
-            if isinstance(exc, OSError):
-                self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
-            else:
-                self._issues.record("mux_error", f"segment {self._sequence}: {exc}")
-            writer.abandon()
-            self._writer = None
-            self._next_discontinuity = True
-            return
-        if dts + duration > self._seg_end:
-            self._seg_end = dts + duration
-        self._seg_last_arrival = arrival
+        files.mux(
+            video,
+            data,
+            dts,
+            pts,
+            self._tracks[kind].frame_ms or DEFAULT_FRAME_MS[kind],
+            key,
+            arrival,
+        )
 
     def _check_keyframe_interval(self, dts: int) -> None:
         last, self._last_keyframe = self._last_keyframe, dts
@@ -376,124 +403,12 @@ class Segmenter:
                 key="keyframe_interval",
             )
 
-    def _open_segment(self, dts: int, arrival: float) -> None:
-        templates = self._templates
-        assert templates is not None
-        if not self._has_directory:
-            self._has_directory = self._make_directory()
-            if not self._has_directory:
-                return
-        try:
-            self._writer = SegmentWriter(self._format, templates, self.directory / _TEMPORARY)
-        except OSError as exc:
-            self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
-            return
-        except _MUX_ERRORS as exc:
-            self._issues.record("mux_error", f"cannot open segment {self._sequence}: {exc}")
-            return
-        self._seg_start = self._seg_end = dts
-        self._seg_arrival = arrival
-        self._seg_discontinuity = self._next_discontinuity
-        if self._next_discontinuity:
-            self._init_uri = None
-        self._next_discontinuity = False
-
-    def _close_segment(self, done: list[SegmentInfo], end: int | None) -> None:
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        try:
-            data = writer.close()
-            # fMP4 comes back as bytes, (init, media); MPEG-TS is in its temporary file.
-            fmp4 = split_fmp4(data) if data is not None else None
-        except _MUX_ERRORS as exc:
-            writer.abandon()
-            if isinstance(exc, OSError):
-                self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
-            else:
-                message = f"cannot finish segment {self._sequence}: {exc}"
-                self._issues.record("mux_error", message)
-            self._next_discontinuity = True
-            return
-        if writer.packets == 0:
-            writer.discard()
-            return
-        uri = f"seg_{self._sequence:05d}.{'ts' if fmp4 is None else 'm4s'}"
-        try:
-            if fmp4 is None:
-                size = writer.commit(self.directory / uri)
-            else:
-                init, media = fmp4
-                if self._init_uri is None:
-                    name = f"init_{self._init_count}.mp4" if self._init_count else "init.mp4"
-                    write_atomic(self.directory / name, init)
-                    self._init_count += 1
-                    self._init_uri = name
-                write_atomic(self.directory / uri, media)
-                size = len(media)
-        except OSError as exc:
-            writer.abandon()
-            self._write_failed("segment_write_failed", f"segment {self._sequence}", exc)
-            self._next_discontinuity = True
-            return
-        stop = end if end is not None else self._seg_end
-        info = SegmentInfo(
-            sequence=self._sequence,
-            uri=uri,
-            duration=(stop - self._seg_start) / 1000,
-            bytes=size,
-            first_timestamp=self._seg_start / 1000,
-            keyframe_start=True,
-            discontinuity=self._seg_discontinuity,
-            program_date_time=self._seg_arrival,
-            init_uri=self._init_uri if fmp4 is not None else None,
-            last_arrival=self._seg_last_arrival,
-        )
-        self._sequence += 1
-        try:
-            self._playlist.add(info)
-        except OSError as exc:
-            self._write_failed("playlist_write_failed", "the playlist", exc)
-        done.append(info)
-
     # -- issues --------------------------------------------------------------------
 
     def _unsupported(self, kind: int, codec: str | None) -> None:
         name = f"{'video' if kind == VIDEO else 'audio'} codec {codec or 'unknown'}"
         message = f"{name} cannot be segmented; track skipped"
         self._issues.record("unsupported_codec", message, key=name)
-
-    def _make_directory(self) -> bool:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._write_failed("segment_write_failed", "the session folder", exc)
-            return False
-        return True
-
-    def _write_failed(self, code: str, what: str, exc: OSError) -> None:
-        """Media that could not be written: an issue every time, a log line the first
-        time and then at most every :data:`WRITE_FAILURE_LOG_INTERVAL` seconds."""
-        self.write_failures += 1
-        error = exc.strerror or str(exc)
-        self._issues.record(code, f"cannot write {what}: {error}")
-        now = self._clock()
-        last = self._failure_logged_at
-        if last is not None and now - last < WRITE_FAILURE_LOG_INTERVAL:
-            return
-        self._failure_logged_at = now
-        log_event(
-            logger,
-            logging.ERROR,
-            code,
-            session=self.session_id,
-            file=what,
-            error=error,
-            errno=exc.errno,
-            failures=self.write_failures,
-            since_last_line=self.write_failures - self._failures_logged,
-        )
-        self._failures_logged = self.write_failures
 
     def record_issue(self, code: str, message: str) -> None:
         """Record a coded problem (at most a few of each code per session)."""

@@ -12,22 +12,31 @@ from fastapi.responses import JSONResponse
 
 from ingest import __version__
 from ingest.config import Config
-from sessions.http import routes_playback, routes_sessions, routes_streams, schemas
+from sessions.http import (
+    routes_console,
+    routes_playback,
+    routes_sessions,
+    routes_streams,
+    routes_targets,
+    schemas,
+)
 from sessions.http.deps import ApiContext, Context, LiveSessions
 from sessions.http.errors import install_error_handlers
 from sessions.http.guard import MAX_BODY_BYTES, RequestGuard
 from sessions.http.openapi import build_openapi
 from sessions.http.timefmt import round_seconds
-from sessions.http.views import ingest_url
+from sessions.http.views import ingest_url, ingest_urls
 from sessions.playback import Playback
 from sessions.streams import Streams
+from sessions.targets import Targets
 from sessions.writes import WriteHealth
 from storage import Store
 
 _DESCRIPTION = f"""\
 Manage the streams publishers push to, and read the ledger of their publish sessions.
 
-Every endpoint but `/healthz` and the viewers' playback routes needs
+Every endpoint but `/healthz`, the viewers' playback routes and the operator console's
+page (`/`) and files needs
 `Authorization: Bearer <admin token>`. Errors are `{{"error": {{"code": ..., "message": ...}}}}`.
 Times are ISO 8601 UTC with milliseconds; durations are seconds. Lists take `offset` and
 `limit` and report the `total`. A stream is addressed by its id or its name. Request bodies
@@ -112,7 +121,7 @@ def create_app(
 ) -> FastAPI:
     """The API app. *admin_token* must not be empty; *is_ready* and *store_health* drive
     ``/healthz``; with *playback*, viewers' HLS and recording routes are served too (no
-    token)."""
+    token). The operator console is at ``/``."""
     if not admin_token:
         raise ValueError("the admin token must not be empty")
     app = FastAPI(
@@ -131,6 +140,8 @@ def create_app(
         config=config,
         ingest_url=ingest_url(config),
         version=__version__,
+        ingest_urls=ingest_urls(config),
+        targets=Targets(store, clock=streams.clock),
         clock=clock,
         playback_base=playback_base if playback is not None else None,
     )
@@ -138,7 +149,13 @@ def create_app(
     system = _system_routes(
         is_ready, loop_lag, segment_availability, processes, store_health, document
     )
-    routers = [system, routes_streams.router, routes_sessions.router]
+    routers = [
+        system,
+        routes_streams.router,
+        routes_targets.router,
+        routes_sessions.router,
+        routes_console.router,
+    ]
     if playback is not None:
         app.state.playback = playback
         routers.append(routes_playback.router)

@@ -17,6 +17,7 @@ from ingest.config import Config
 from sessions.http.errors import ApiError, bad_parameter
 from sessions.http.timefmt import MAX_TIME, MIN_TIME, parse_optional_time
 from sessions.streams import Streams
+from sessions.targets import Targets
 from storage import Store
 from storage.base import MAX_LIMIT, MAX_OFFSET
 from storage.models import SessionRecord, StreamRecord
@@ -58,6 +59,10 @@ class ApiContext:
     config: Config
     ingest_url: str
     version: str
+    #: RTMP, then RTMPS when it is on.
+    ingest_urls: list[str] = field(default_factory=list)
+    #: The streams' multistream targets (made over ``store`` when not given).
+    targets: Targets | None = None
     clock: Callable[[], float] = field(default=time.time)
     #: Base URL of the playback routes, when HLS playback is served.
     playback_base: str | None = None

@@ -8,7 +8,9 @@ An ASGI middleware, in front of the routes, that
 - limits request bodies to :data:`MAX_BODY_BYTES`: a ``Content-Length`` over it is
   answered 413 at once; a chunked body is counted as it streams and cut at the limit;
 - gives every answer on the viewers' playback routes (errors included) the CORS headers
-  browser players need, so a player sees "404 not live" rather than a CORS failure.
+  browser players need, so a player sees "404 not live" rather than a CORS failure;
+- lets the operator console's page and static files through without a token (they hold
+  no data: the page sends the token the operator signs in with to the API).
 
 :func:`is_open` says which paths need no token; the OpenAPI document is built from the
 same rule (:mod:`sessions.http.openapi`).
@@ -32,6 +34,9 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 OPEN_PATHS: Final = frozenset({"/healthz"})
 #: Prefixes of the viewers' playback routes (no token, CORS on every answer).
 PLAYBACK_PREFIXES: Final = ("/hls/", "/recordings/")
+#: The operator console: its page is ``/``, its static files are under this prefix.
+CONSOLE_PAGE: Final = "/"
+CONSOLE_PREFIX: Final = "/console/"
 
 #: CORS headers on every playback answer.
 PLAYBACK_CORS: Final[Mapping[str, str]] = {
@@ -50,9 +55,13 @@ def is_playback(path: str) -> bool:
     return path.startswith(PLAYBACK_PREFIXES)
 
 
+def is_console(path: str) -> bool:
+    return path == CONSOLE_PAGE or path.startswith(CONSOLE_PREFIX)
+
+
 def is_open(path: str) -> bool:
     """Whether *path* (a request's, or a route's template) is served without a token."""
-    return path in OPEN_PATHS or is_playback(path)
+    return path in OPEN_PATHS or is_playback(path) or is_console(path)
 
 
 def body_too_large() -> HTTPException:

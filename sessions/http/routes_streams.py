@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
+from ingest.profiles import DuplicateProfileName, ProfileError
 from sessions.http import schemas
 from sessions.http.deps import ApiContext, Context, PagingParams
 from sessions.http.errors import ApiError, not_found
@@ -25,7 +26,11 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "No stream with this id or name"},
 }
 _NAME_TAKEN: dict[int | str, dict[str, Any]] = {
-    409: {"model": schemas.ErrorBody, "description": "The name is taken"},
+    409: {
+        "model": schemas.ErrorBody,
+        "description": "The name is taken (name_taken), or two profiles have the same "
+        "name (profile_name_taken)",
+    },
 }
 
 StreamRef = Annotated[
@@ -39,7 +44,7 @@ StreamRef = Annotated[
 def _view(context: ApiContext, stream: StreamRecord) -> schemas.Stream:
     live = context.live.live_session(stream.id) is not None
     return stream_view(
-        stream, ingest_url=context.ingest_url, live=live, playback_base=context.playback_base
+        stream, ingest_url=context.ingest_urls, live=live, playback_base=context.playback_base
     )
 
 
@@ -48,7 +53,7 @@ def _with_key(context: ApiContext, stream: StreamRecord, key: str) -> schemas.St
     return stream_with_key_view(
         stream,
         key,
-        ingest_url=context.ingest_url,
+        ingest_url=context.ingest_urls,
         live=live,
         playback_base=context.playback_base,
     )
@@ -60,6 +65,16 @@ def _name_taken(name: str) -> ApiError:
 
 def _invalid_name(exc: InvalidName) -> ApiError:
     return ApiError(422, "invalid_request", f"name: {exc}")
+
+
+def _invalid_profiles(exc: ProfileError) -> ApiError:
+    if isinstance(exc, DuplicateProfileName):
+        return ApiError(409, "profile_name_taken", str(exc))
+    return ApiError(422, "invalid_request", str(exc))
+
+
+def _profiles(given: list[schemas.RenditionProfile]) -> list[dict[str, Any]]:
+    return [profile.model_dump() for profile in given]
 
 
 @router.get("/api/streams", summary="List streams")
@@ -78,9 +93,13 @@ async def list_streams(context: Context, page: PagingParams) -> schemas.StreamPa
 )
 async def create_stream(context: Context, body: schemas.StreamCreate) -> schemas.StreamWithKey:
     try:
-        stream, key = await context.streams.create(body.name, record=body.record)
+        stream, key = await context.streams.create(
+            body.name, record=body.record, profiles=_profiles(body.profiles)
+        )
     except InvalidName as exc:
         raise _invalid_name(exc) from None
+    except ProfileError as exc:
+        raise _invalid_profiles(exc) from None
     except StreamNameTaken:
         raise _name_taken(body.name.strip()) from None
     return _with_key(context, stream, key)
@@ -101,11 +120,18 @@ async def update_stream(
 ) -> schemas.Stream:
     found = await context.stream(stream_ref)
     stream: StreamRecord | None = found
-    if body.name is not None or body.record is not None:
+    if body.name is not None or body.record is not None or body.profiles is not None:
         try:
-            stream = await context.streams.update(found.id, name=body.name, record=body.record)
+            stream = await context.streams.update(
+                found.id,
+                name=body.name,
+                record=body.record,
+                profiles=None if body.profiles is None else _profiles(body.profiles),
+            )
         except InvalidName as exc:
             raise _invalid_name(exc) from None
+        except ProfileError as exc:
+            raise _invalid_profiles(exc) from None
         except StreamNameTaken:
             raise _name_taken((body.name or "").strip()) from None
     if body.disabled is not None and stream is not None:

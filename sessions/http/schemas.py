@@ -5,10 +5,13 @@ Times are ISO 8601 UTC strings with milliseconds; durations are float seconds.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from ingest import profiles as rules
+from ingest.rtmp.url import MAX_LENGTH as MAX_URL_LENGTH
+from ingest.rtmp.url import URL_PATTERN
 from sessions.streams import MAX_NAME_LENGTH, NAME_PATTERN
 
 _TIME = "ISO 8601 UTC with milliseconds, e.g. 2026-11-21T19:24:10.123Z"
@@ -25,6 +28,66 @@ _NAME_RULES: dict[str, Any] = {
 }
 
 
+def _range(low: float, high: float, **more: Any) -> dict[str, Any]:
+    return {"minimum": low, "maximum": high, **more}
+
+
+def _integral(value: object) -> object:
+    """A number with no fraction as an int: JSON (and the document's "integer") does
+    not tell 640 from 640.0. Anything else is left to the strict check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer in a JSON body (640 or 640.0; not "640", not true).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
+class RenditionProfile(BaseModel):
+    """One H.264 rendition of the stream's sessions (Livepeer's profile). A profile
+    larger than a session's source is skipped for that session (never upscaled), with
+    an issue."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(
+        description="Names the rendition and its folder: letters, digits, '_' and '-', "
+        "unique among the stream's profiles (whatever the case).",
+        json_schema_extra={"minLength": 1, "maxLength": 32, "pattern": rules.NAME_PATTERN},
+    )
+    width: JsonInt = Field(
+        description="Pixels, even.",
+        json_schema_extra=_range(rules.MIN_SIZE, rules.MAX_WIDTH, multipleOf=2),
+    )
+    height: JsonInt = Field(
+        description="Pixels, even.",
+        json_schema_extra=_range(rules.MIN_SIZE, rules.MAX_HEIGHT, multipleOf=2),
+    )
+    bitrate: JsonInt = Field(
+        description="Video bits per second.",
+        json_schema_extra=_range(rules.MIN_BITRATE, rules.MAX_BITRATE),
+    )
+    fps: JsonInt = Field(
+        0,
+        description="Frames per second; 0 keeps the source's (a higher rate than the "
+        "source's keeps the source's too).",
+        json_schema_extra=_range(0, rules.MAX_FPS),
+    )
+    gop: float | None = Field(
+        None,
+        description="Seconds between keyframes; null: a keyframe wherever the source has "
+        "one. Every rendition has a keyframe where each source segment starts.",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": rules.MAX_GOP},
+    )
+
+
+_PROFILES_DESCRIPTION = (
+    f"The renditions each session gets besides the source (at most {rules.MAX_PROFILES}); "
+    "none: the server's default ladder ([transcode] default_profiles), if any."
+)
+
+
 class StreamCreate(BaseModel):
     """A new stream."""
 
@@ -36,6 +99,11 @@ class StreamCreate(BaseModel):
         json_schema_extra=_NAME_RULES,
     )
     record: bool = Field(False, description="Keep a recording of every session.")
+    profiles: list[RenditionProfile] = Field(
+        default_factory=list,
+        description=_PROFILES_DESCRIPTION,
+        json_schema_extra={"maxItems": rules.MAX_PROFILES},
+    )
 
 
 class StreamUpdate(BaseModel):
@@ -50,6 +118,46 @@ class StreamUpdate(BaseModel):
     disabled: bool | None = Field(
         None, description="A disabled stream refuses publishers and ends its live session."
     )
+    profiles: list[RenditionProfile] | None = Field(
+        None,
+        description="Replaces the stream's profiles ([] removes them); sessions that start "
+        "afterwards use them.",
+        json_schema_extra={"maxItems": rules.MAX_PROFILES},
+    )
+
+
+#: What a target URL must be (:func:`ingest.rtmp.url.parse_rtmp_url` enforces it).
+_URL_RULES: dict[str, Any] = {"maxLength": MAX_URL_LENGTH, "pattern": URL_PATTERN}
+_URL_HELP = (
+    "The target's server URL with its stream key: rtmp://host[:port]/app/key or "
+    "rtmps://host[:port]/app/key (as YouTube, Twitch or Facebook give it). Shown with the "
+    "key masked after this."
+)
+
+
+class TargetCreate(BaseModel):
+    """A new multistream target of a stream."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(
+        description=f"A name to show (1-{MAX_NAME_LENGTH} characters, as a stream's).",
+        json_schema_extra=_NAME_RULES,
+    )
+    url: str = Field(description=_URL_HELP, json_schema_extra=_URL_RULES)
+    disabled: bool = Field(False, description="A disabled target is not forwarded to.")
+
+
+class TargetUpdate(BaseModel):
+    """Fields to change; those left out (or null) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(None, description="A new name.", json_schema_extra=_NAME_RULES)
+    url: str | None = Field(None, description=_URL_HELP, json_schema_extra=_URL_RULES)
+    disabled: bool | None = Field(
+        None, description="A disabled target is not forwarded to (from the next session)."
+    )
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -62,9 +170,14 @@ class Stream(BaseModel):
     name: str
     playback_id: str = Field(description="Random public id for playback; never the key.")
     ingest_url: str = Field(description="RTMP server URL to paste into the encoder.")
+    ingest_urls: list[str] = Field(
+        description="Every server URL publishers may use: the RTMP one, then the RTMPS one "
+        "(rtmps://) when RTMPS is on."
+    )
     playback_url: str | None = Field(description="HLS playback URL (null until available).")
     disabled: bool
     record: bool
+    profiles: list[RenditionProfile] = Field(description=_PROFILES_DESCRIPTION)
     status: Literal["idle", "live"]
     is_active: bool = Field(description="True while a session is live.")
     last_seen: str | None = Field(description=f"Last media received. {_TIME}")
@@ -115,6 +228,18 @@ class Session(BaseModel):
     playback_id: str | None = Field(description="Its stream's playback id (null if deleted).")
 
 
+class Target(BaseModel):
+    """Where a stream's sessions are forwarded."""
+
+    id: str
+    stream_id: str
+    name: str
+    url: str = Field(description="The target's URL with its stream key masked (****).")
+    disabled: bool
+    created_at: str = Field(description=_TIME)
+    updated_at: str = Field(description=_TIME)
+
+
 class Page(BaseModel):
     total: int = Field(description="Items matching, over all pages.")
     offset: int
@@ -127,6 +252,10 @@ class StreamPage(Page):
 
 class SessionPage(Page):
     items: list[Session]
+
+
+class TargetPage(Page):
+    items: list[Target]
 
 
 class StoreHealth(BaseModel):

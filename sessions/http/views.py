@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,7 +11,8 @@ from pydantic import BaseModel
 from ingest.config import Config, parse_listen
 from sessions.http import schemas
 from sessions.http.timefmt import format_optional_time, format_time, round_seconds
-from storage.models import Analytics, SessionRecord, StreamRecord
+from sessions.targets import masked_url
+from storage.models import Analytics, SessionRecord, StreamRecord, TargetRecord
 
 
 def ingest_url(config: Config, port: int | None = None) -> str:
@@ -21,6 +23,22 @@ def ingest_url(config: Config, port: int | None = None) -> str:
     return f"rtmp://{socket.gethostname()}:{port or config.rtmp.port}/{config.rtmp.app}"
 
 
+def ingest_rtmps_url(config: Config, port: int | None = None) -> str | None:
+    """The RTMPS server URL (``[http] public_rtmps_url``, or this host and the RTMPS
+    port), or None with RTMPS off."""
+    if not config.rtmps.enabled:
+        return None
+    if config.http.public_rtmps_url:
+        return config.http.public_rtmps_url
+    return f"rtmps://{socket.gethostname()}:{port or config.rtmps.port}/{config.rtmp.app}"
+
+
+def ingest_urls(config: Config) -> list[str]:
+    """Every URL publishers may use: RTMP, and RTMPS when it is on."""
+    tls = ingest_rtmps_url(config)
+    return [ingest_url(config)] if tls is None else [ingest_url(config), tls]
+
+
 def public_http_url(config: Config, port: int | None = None) -> str:
     """The base URL viewers reach the playback routes at (``[http] public_url``)."""
     if config.http.public_url:
@@ -29,9 +47,14 @@ def public_http_url(config: Config, port: int | None = None) -> str:
 
 
 def stream_view(
-    stream: StreamRecord, *, ingest_url: str, live: bool, playback_base: str | None = None
+    stream: StreamRecord,
+    *,
+    ingest_url: str | Sequence[str],
+    live: bool,
+    playback_base: str | None = None,
 ) -> schemas.Stream:
-    """A stream as JSON; the key is never part of it (see :func:`stream_with_key_view`)."""
+    """A stream as JSON; the key is never part of it (see :func:`stream_with_key_view`).
+    ``ingest_url`` is the RTMP URL, or every URL (RTMP first, then RTMPS)."""
     return schemas.Stream(
         **_stream_fields(stream, ingest_url=ingest_url, live=live, playback_base=playback_base)
     )
@@ -41,7 +64,7 @@ def stream_with_key_view(
     stream: StreamRecord,
     key: str,
     *,
-    ingest_url: str,
+    ingest_url: str | Sequence[str],
     live: bool,
     playback_base: str | None = None,
 ) -> schemas.StreamWithKey:
@@ -51,24 +74,44 @@ def stream_with_key_view(
 
 
 def _stream_fields(
-    stream: StreamRecord, *, ingest_url: str, live: bool, playback_base: str | None
+    stream: StreamRecord,
+    *,
+    ingest_url: str | Sequence[str],
+    live: bool,
+    playback_base: str | None,
 ) -> dict[str, Any]:
+    urls = [ingest_url] if isinstance(ingest_url, str) else list(ingest_url)
     return {
         "id": stream.id,
         "name": stream.name,
         "playback_id": stream.playback_id,
-        "ingest_url": ingest_url,
+        "ingest_url": urls[0],
+        "ingest_urls": urls,
         "playback_url": (
             f"{playback_base}/hls/{stream.playback_id}/index.m3u8" if playback_base else None
         ),
         "disabled": stream.disabled,
         "record": stream.record,
+        "profiles": [dict(profile) for profile in stream.profiles],
         "status": "live" if live else "idle",
         "is_active": live,
         "last_seen": format_optional_time(stream.last_seen),
         "created_at": format_time(stream.created_at),
         "updated_at": format_time(stream.updated_at),
     }
+
+
+def target_view(target: TargetRecord) -> schemas.Target:
+    """A target as JSON, its key masked."""
+    return schemas.Target(
+        id=target.id,
+        stream_id=target.stream_id,
+        name=target.name,
+        url=masked_url(target),
+        disabled=target.disabled,
+        created_at=format_time(target.created_at),
+        updated_at=format_time(target.updated_at),
+    )
 
 
 def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.Session:

@@ -368,3 +368,114 @@ def test_limits_mapping() -> None:
         max_amf_items=Limits().max_amf_items,
         max_unparsed_bytes=1_000_000 + 64 * 1024,
     )
+
+
+# --- transcode ----------------------------------------------------------------------------
+
+
+def test_transcode_keys_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [transcode]
+        default_profiles = "360p:640x360:800000, 240p:426x240:400000:15:2"
+        preset = "faster"
+        encoder = "libx264"
+        processes = 2
+        """,
+    )
+    config = load_config(path, {"RTMP_INGEST_TRANSCODE_MAX_LAG": "2.5"})
+    assert (config.transcode.preset, config.transcode.encoder) == ("faster", "libx264")
+    assert (config.transcode.processes, config.transcode.max_lag) == (2, 2.5)
+    assert [str(p) for p in config.transcode.default_ladder] == [
+        "360p:640x360:800000",
+        "240p:426x240:400000:15:2",
+    ]
+    assert load_config(None, {}).transcode.default_ladder == ()
+
+
+def test_a_bad_default_ladder_is_a_config_error_that_says_why(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [transcode]
+        default_profiles = "360p:641x360:800000"
+        preset = "warp"
+        """,
+    )
+    errors = errors_of(path, {"RTMP_INGEST_TRANSCODE_ENCODER": "gpu"})
+    assert errors == [
+        "transcode.default_profiles: profiles[0] (360p): width and height must be even, "
+        "got 641x360",
+        "transcode.preset: must be one of ultrafast, superfast, veryfast, faster, fast, "
+        "medium, slow, slower, veryslow; got 'warp'",
+        "RTMP_INGEST_TRANSCODE_ENCODER (transcode.encoder): must be one of auto, libx264, "
+        "nvenc; got 'gpu'",
+    ]
+
+
+# --- RTMPS and multistream ------------------------------------------------------------------
+
+
+def _rtmps(tmp_path: Path, cert: str, key: str, listen: str = ":1936") -> Path:
+    return write(
+        tmp_path,
+        f'[rtmps]\nlisten = "{listen}"\ncert_file = "{cert}"\nkey_file = "{key}"\n',
+    )
+
+
+def test_rtmps_with_a_certificate_and_its_key(tmp_path: Path) -> None:
+    from tests.support.certs import make_certificate
+
+    cert = make_certificate(tmp_path / "tls")
+    config = load_config(_rtmps(tmp_path, str(cert.cert_file), str(cert.key_file)), {})
+    assert config.rtmps.enabled and config.rtmps.port == 1936
+    assert not load_config(None, {}).rtmps.enabled
+
+
+def test_rtmps_certificate_problems_are_config_errors(tmp_path: Path) -> None:
+    from tests.support.certs import make_certificate
+
+    cert = make_certificate(tmp_path / "tls", "one")
+    other = make_certificate(tmp_path / "tls", "two")
+    (error,) = errors_of(_rtmps(tmp_path, str(cert.cert_file), str(other.key_file)))
+    assert error.startswith("rtmps.cert_file: the key in")
+    assert "does not belong to the certificate" in error
+    (error,) = errors_of(_rtmps(tmp_path, str(tmp_path / "missing.crt"), str(cert.key_file)))
+    assert "cannot read" in error and "missing.crt" in error
+    (error,) = errors_of(_rtmps(tmp_path, str(cert.key_file), str(cert.key_file)))
+    assert "holds no PEM certificate" in error
+    errors = errors_of(write(tmp_path, '[rtmps]\nlisten = ":1936"\n'))
+    assert errors == [
+        "rtmps.cert_file: must be set when rtmps.listen is (a PEM file)",
+        "rtmps.key_file: must be set when rtmps.listen is (a PEM file)",
+    ]
+
+
+def test_rtmps_needs_a_port_of_its_own(tmp_path: Path) -> None:
+    from tests.support.certs import make_certificate
+
+    cert = make_certificate(tmp_path / "tls")
+    path = _rtmps(tmp_path, str(cert.cert_file), str(cert.key_file), listen=":1935")
+    assert errors_of(path) == ["rtmps.listen: must be another port than rtmp.listen (0.0.0.0:1935)"]
+    (error,) = errors_of(environ={"RTMP_INGEST_RTMPS_LISTEN": "nowhere"})
+    assert error.startswith("RTMP_INGEST_RTMPS_LISTEN (rtmps.listen): invalid listen address")
+
+
+def test_multistream_keys(tmp_path: Path) -> None:
+    config = load_config(None, {})
+    assert config.multistream.max_buffer == 8 * 1024 * 1024
+    assert (config.multistream.retry_min, config.multistream.retry_max) == (1.0, 30.0)
+    errors = errors_of(
+        environ={
+            "RTMP_INGEST_MULTISTREAM_RETRY_MIN": "60",
+            "RTMP_INGEST_MULTISTREAM_MAX_BUFFER": "1000",
+        }
+    )
+    assert errors == [
+        "RTMP_INGEST_MULTISTREAM_MAX_BUFFER (multistream.max_buffer): must be >= 65536, got 1000",
+        "multistream.retry_min: must be <= multistream.retry_max (30.0), got 60.0",
+    ]
+    path = write(tmp_path, f'[multistream]\nca_file = "{tmp_path / "none.pem"}"\n')
+    (error,) = errors_of(path)
+    assert error.startswith("multistream.ca_file: cannot read")

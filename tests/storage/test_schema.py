@@ -10,7 +10,14 @@ import aiosqlite
 import pytest
 
 from storage import SessionRecord, Store
-from storage.schema import SCHEMA_VERSION, SchemaTooNew, migrate, split_statements, user_version
+from storage.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SchemaTooNew,
+    migrate,
+    split_statements,
+    user_version,
+)
 
 
 async def test_migrates_an_empty_database(tmp_path: Path) -> None:
@@ -19,14 +26,14 @@ async def test_migrates_an_empty_database(tmp_path: Path) -> None:
     try:
         assert store.path == path
         assert path.exists()
-        assert SCHEMA_VERSION == 1
+        assert SCHEMA_VERSION == 3
         assert await store.integrity_check() == "ok"
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"streams", "sessions", "segments", "events"} <= tables
+    assert {"streams", "sessions", "segments", "events", "targets"} <= tables
 
 
 async def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
@@ -36,8 +43,33 @@ async def test_reopen_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     async with await Store.open(str(path)) as store:
         assert (await store.get_stream("s1")) is not None
     async with aiosqlite.connect(path, isolation_level=None) as conn:
-        assert await user_version(conn) == 1
-        assert await migrate(conn) == 1
+        assert await user_version(conn) == SCHEMA_VERSION
+        assert await migrate(conn) == SCHEMA_VERSION
+
+
+async def test_a_version_1_database_gets_stream_profiles(tmp_path: Path) -> None:
+    """Version 2 adds the streams' rendition profiles; the streams already there keep
+    everything and have none."""
+    path = tmp_path / "ingest.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        for statement in split_statements(MIGRATIONS[0]):
+            await conn.execute_fetchall(statement)
+        await conn.execute_fetchall("PRAGMA user_version = 1")
+        await conn.execute_fetchall(
+            "INSERT INTO streams (id, name, key_hash, playback_id, record, created_at,"
+            " updated_at) VALUES ('s1', 'old', 'h1', 'p1', 1, 5.0, 6.0)"
+        )
+    async with await Store.open(path) as store:
+        stream = await store.get_stream("s1")
+        assert stream is not None
+        assert (stream.name, stream.record, stream.updated_at, stream.profiles) == (
+            "old",
+            True,
+            6.0,
+            [],
+        )
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 async def test_wal_and_pragmas(tmp_path: Path) -> None:
@@ -102,3 +134,23 @@ def test_split_statements() -> None:
     assert parts[1].endswith("END;")
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("INSERT INTO t VALUES ('unterminated")
+
+
+async def test_a_version_1_database_gets_targets_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO streams (id, name, key_hash, playback_id, created_at, updated_at)"
+            " VALUES ('s1', 'one', 'h1', 'p1', 1.0, 1.0)"
+        )
+    async with await Store.open(path) as store:
+        assert (await store.get_stream("s1")) is not None
+        target = await store.create_target(
+            id="t1", stream_id="s1", name="yt", url="rtmp://h/app/key", disabled=False, now=2.0
+        )
+        assert target is not None
+        assert await store.list_targets("s1") == ([target], 1)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -51,6 +51,27 @@ async def test_create_and_get(store: Store) -> None:
     assert await store.get_stream_by_playback_id("nope") is None
 
 
+async def test_profiles_are_kept_as_given_and_changed_alone(store: Store) -> None:
+    ladder = [
+        {"name": "360p", "width": 640, "height": 360, "bitrate": 800_000, "fps": 0, "gop": None},
+        {"name": "240p", "width": 426, "height": 240, "bitrate": 400_000, "fps": 15, "gop": 2.0},
+    ]
+    created = await store.create_stream(
+        id="s1", name="main", key_hash="h", playback_id="pb", profiles=ladder, now=1.0
+    )
+    assert created.profiles == ladder
+    assert await store.get_stream("s1") == created
+    assert (await make(store, 2)).profiles == []
+    renamed = await store.update_stream("s1", now=2.0, name="other")
+    assert renamed is not None and renamed.profiles == ladder
+    cleared = await store.update_stream("s1", now=3.0, profiles=[])
+    assert cleared is not None and cleared.profiles == [] and cleared.name == "other"
+    assert await store.get_stream("s1") == cleared
+    again = await store.update_stream("s1", now=4.0, profiles=ladder[1:])
+    assert again is not None and (await store.get_stream("s1")) == again
+    assert again.profiles == ladder[1:]
+
+
 async def test_name_is_unique(store: Store) -> None:
     await make(store, 1)
     with pytest.raises(StreamNameTaken) as info:

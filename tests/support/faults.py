@@ -1,9 +1,10 @@
 """Faults the durability tests provoke: a full disk under the HLS segments.
 
-:class:`FullDisk` makes every MPEG-TS segment opened while it is on be written to
-``/dev/full`` (through a symlink in its own folder, where the segment's temporary file
-would be), so FFmpeg's real writes fail with ENOSPC exactly as on a full disk, as root or
-not, with no filesystem to mount. Segments opened while it is off are written as usual.
+:class:`FullDisk` makes every MPEG-TS segment (of the source or a rendition) opened while
+it is on be written to ``/dev/full`` (through a symlink in its own folder, where the
+segment's temporary file would be), so FFmpeg's real writes fail with ENOSPC exactly as on
+a full disk, as root or not, with no filesystem to mount. Segments opened while it is off
+are written as usual.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sessions.hls import segmenter as segmenter_module
+from sessions.hls import files as files_module
 from sessions.hls.output import SegmentWriter
 
 DEV_FULL = Path("/dev/full")
@@ -39,4 +40,4 @@ class FullDisk:
                     disk.failed_opens += 1
                 super().__init__(segment_format, templates, temporary)
 
-        monkeypatch.setattr(segmenter_module, "SegmentWriter", Writer)
+        monkeypatch.setattr(files_module, "SegmentWriter", Writer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import TypeVar
 
 from ingest.rtmp import ClientConnection
@@ -27,10 +28,18 @@ class SocketPublisher:
 
     @classmethod
     async def open(
-        cls, port: int, app: str = "live", name: str = "key", host: str = "127.0.0.1"
+        cls,
+        port: int,
+        app: str = "live",
+        name: str = "key",
+        host: str = "127.0.0.1",
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> SocketPublisher:
-        reader, writer = await asyncio.open_connection(host, port)
-        conn = ClientConnection(app=app, stream_name=name, tc_url=f"rtmp://{host}:{port}/{app}")
+        """Connect (over TLS with ``tls``, RTMPS) and queue the handshake."""
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+        scheme = "rtmps" if tls is not None else "rtmp"
+        conn = ClientConnection(app=app, stream_name=name, tc_url=f"{scheme}://{host}:{port}/{app}")
         publisher = cls(reader, writer, conn)
         await publisher.flush()
         return publisher

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.config import Config, HlsConfig, RtmpConfig, SessionsConfig, StorageConfig
+from ingest.config import (
+    Config,
+    HlsConfig,
+    RtmpConfig,
+    RtmpsConfig,
+    SessionsConfig,
+    StorageConfig,
+)
 from ingest.listener import RtmpServer
 from ingest.server.runtime import SessionSide, build_sessions
 from sessions.auth import KeyAuthorizer
@@ -51,6 +58,9 @@ class Stack:
     def url(self, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp.port}/live/{key}"
 
+    def tls_url(self, key: str) -> str:
+        return f"rtmps://127.0.0.1:{self.rtmp.tls_port}/live/{key}"
+
     async def close(self) -> None:
         self.rtmp.stop_accepting()
         await self.sessions.close()
@@ -68,8 +78,11 @@ async def start_stack(
     throttle_failures: int = 10,
     hls: bool = False,
     max_linger: float = 30.0,
+    rtmps: RtmpsConfig | None = None,
     **rtmp: Any,
 ) -> Stack:
+    """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
+    127.0.0.1:0 unless given), RTMPS too."""
     store = await Store.open(tmp_path / "ledger.db")
     config = Config(
         rtmp=RtmpConfig(listen="127.0.0.1:0", **rtmp),
@@ -86,6 +99,6 @@ async def start_stack(
     )
     sessions = build_sessions(config, store, "http://viewer.test")
     await sessions.start()
-    server = RtmpServer(config.rtmp, sessions.manager, sessions.manager)
+    server = RtmpServer(config.rtmp, sessions.manager, sessions.manager, rtmps)
     await server.start()
     return Stack(store, sessions, server, config.storage.media_root)

@@ -165,7 +165,7 @@ def test_every_message_survives_the_trip() -> None:
     )
     record.end_reason = EndReason.KICKED
     messages: list[Message] = [
-        Hello(2, {"rtmp": {"listen": ":1935"}}, "http://x", [3, 4]),
+        Hello(2, {"rtmp": {"listen": ":1935"}}, "http://x", [3, 4], [5]),
         _claim(7),
         Close(7, EndReason.REPLACED, "replaced"),
         Opened(7, record),

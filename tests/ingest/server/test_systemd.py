@@ -285,6 +285,7 @@ def describe(s):
 result = None if got is None else {
     "rtmp": [describe(s) for s in got.rtmp],
     "http": [describe(s) for s in got.http],
+    "rtmps": [describe(s) for s in got.rtmps],
 }
 print(json.dumps({"result": result, "env": env}))
 """
@@ -380,6 +381,29 @@ def test_activated_sockets_several_per_role(
         assert _ports(result, "http") == [ports[1]]
     finally:
         third.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("names", "roles"),
+    [
+        ("rtmp:http:rtmps", ["rtmp", "http", "rtmps"]),
+        ("rtmps:unknown:unknown", ["rtmps", "rtmp", "http"]),  # unnamed ones never TLS
+        ("rtmps:rtmp", ["rtmps", "rtmp"]),  # http left to bind itself
+    ],
+)
+def test_activated_sockets_rtmps_only_by_name(names: str, roles: list[str]) -> None:
+    socks = [_listener() for _ in roles]
+    try:
+        env = {"LISTEN_PID": "self", "LISTEN_FDS": str(len(socks)), "LISTEN_FDNAMES": names}
+        result = _activate(socks, env)["result"]
+        ports = [s.getsockname()[1] for s in socks]
+        for role in ("rtmp", "http", "rtmps"):
+            expected = [port for port, given in zip(ports, roles, strict=True) if given == role]
+            assert _ports(result, role) == expected, role
+    finally:
+        for s in socks:
+            s.close()
 
 
 @pytest.mark.slow

@@ -12,8 +12,10 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import sys
 import urllib.request
 from collections.abc import AsyncIterator
@@ -29,6 +31,7 @@ from ingest.rtmp.events import StatusReceived
 from sessions.streams import Streams
 from storage import Store
 from storage.models import StreamRecord
+from tests.support.certs import make_certificate, served_fingerprint
 from tests.support.media import publish_with_pyav, start_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
 
@@ -46,6 +49,8 @@ class Server:
     rtmp_port: int
     http_port: int
     data_dir: Path
+    #: With ``[rtmps]`` on.
+    rtmps_port: int | None = None
 
     async def call(self, method: str, path: str) -> Any:
         def run() -> Any:
@@ -106,9 +111,11 @@ async def running(
     policy: str = "replace",
     record: bool = False,
     processes: int = 2,
+    extra: str = "",
 ) -> AsyncIterator[tuple[Server, list[tuple[StreamRecord, str]]]]:
     """The server with two workers (or ``processes``), and ``count`` streams (and their
-    keys). It logs to ``server.log`` in ``tmp_path``."""
+    keys); ``extra`` is more of the config file. It logs to ``server.log`` in
+    ``tmp_path``."""
     data = tmp_path / "data"
     store = await Store.open(data / "rtmp-ingest.db")
     streams = Streams(store)
@@ -121,7 +128,7 @@ async def running(
         f"[hls]\nenabled = {'true' if hls else 'false'}\n"
         f'[sessions]\nduplicate_publish = "{policy}"\nflush_interval = 0.2\n'
         f"reject_delay_min = 0.0\nreject_delay_max = 0.05\n"
-        f'[storage]\ndata_dir = "{data}"\n'
+        f'[storage]\ndata_dir = "{data}"\n{extra}'
     )
     with open(tmp_path / "server.log", "wb") as log:
         proc = await asyncio.create_subprocess_exec(
@@ -130,23 +137,31 @@ async def running(
         )  # fmt: skip
     try:
         rtmp_port = http_port = 0
+        rtmps_port: int | None = None
         assert proc.stdout is not None
         async with asyncio.timeout(30):
             while not http_port:
                 line = (await proc.stdout.readline()).decode()
                 assert line, (tmp_path / "server.log").read_text()
+                if match := re.search(r"RTMPS on [\d.]+:(\d+)", line):
+                    rtmps_port = int(match.group(1))
                 if match := re.search(r"RTMP on [\d.]+:(\d+); HTTP API on [\d.]+:(\d+)", line):
                     rtmp_port, http_port = int(match.group(1)), int(match.group(2))
-        yield Server(proc, rtmp_port, http_port, data), made
+        yield Server(proc, rtmp_port, http_port, data, rtmps_port), made
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 30)
 
 
-async def _publish(server: Server, key: str) -> SocketPublisher:
-    """A publisher that has sent a keyframe and some audio (so its session is open)."""
-    publisher = await SocketPublisher.open(server.rtmp_port, name=key)
+async def _publish(server: Server, key: str, tls: ssl.SSLContext | None = None) -> SocketPublisher:
+    """A publisher that has sent a keyframe and some audio (so its session is open);
+    over RTMPS with ``tls``."""
+    if tls is not None:
+        assert server.rtmps_port is not None
+        publisher = await SocketPublisher.open(server.rtmps_port, name=key, tls=tls)
+    else:
+        publisher = await SocketPublisher.open(server.rtmp_port, name=key)
     await publisher.publish()
     for ts in (0, 20, 40):
         publisher.conn.send_video(ts, KEYFRAME)
@@ -156,18 +171,39 @@ async def _publish(server: Server, key: str) -> SocketPublisher:
 
 
 async def _spread(
-    server: Server, streams: list[tuple[StreamRecord, str]], least: int
+    server: Server,
+    streams: list[tuple[StreamRecord, str]],
+    least: int,
+    tls: ssl.SSLContext | None = None,
 ) -> list[tuple[SocketPublisher, StreamRecord]]:
     """Publish on the streams one by one until at least ``least`` are live and both
     workers hold some."""
     publishers: list[tuple[SocketPublisher, StreamRecord]] = []
     for stream, key in streams:
-        publishers.append((await _publish(server, key), stream))
+        publishers.append((await _publish(server, key, tls), stream))
         await server.live_of(stream.id)
         counts = [p["live_sessions"] for p in (await server.status())["processes"]]
         if len(publishers) >= least and all(counts):
             return publishers
     raise AssertionError(f"every publisher went to one worker: {counts}")
+
+
+async def _unpublish_all(
+    server: Server, publishers: list[tuple[SocketPublisher, StreamRecord]]
+) -> list[dict[str, Any]]:
+    """Unpublish every publisher; their sessions, once each ended exactly."""
+    ids = [(await server.live_of(stream.id))["id"] for _, stream in publishers]
+    for publisher, _ in publishers:
+        publisher.conn.unpublish()
+        await publisher.flush()
+    sessions = []
+    for (publisher, _), session_id in zip(publishers, ids, strict=True):
+        session = await server.wait_ended(session_id)
+        assert session["end_reason"] == "unpublished"
+        assert session["bytes_received"] == publisher.bytes_sent
+        publisher.close()
+        sessions.append(session)
+    return sessions
 
 
 @pytest.mark.slow
@@ -199,16 +235,60 @@ async def test_publishers_spread_over_workers_and_every_session_is_exact(
             while (await server.live_of(first_stream.id))["media_duration"] < 1.0:
                 await asyncio.sleep(0.05)
 
-        ids = [(await server.live_of(stream.id))["id"] for _, stream in publishers]
-        for publisher, _ in publishers:
-            publisher.conn.unpublish()
-            await publisher.flush()
-        for (publisher, _), session_id in zip(publishers, ids, strict=True):
-            session = await server.wait_ended(session_id)
-            assert session["end_reason"] == "unpublished"
-            assert session["bytes_received"] == publisher.bytes_sent
-            publisher.close()
+        await _unpublish_all(server, publishers)
         assert (await server.status())["live_sessions"] == 0
+
+
+async def _served_fingerprints(port: int, connections: int) -> set[str]:
+    """The certificates ``connections`` new TLS connections to ``port`` are served (the
+    kernel spreads them over the workers)."""
+    return {await served_fingerprint(port) for _ in range(connections)}
+
+
+async def _log_lines(server: Server, tmp_path: Path, event: str, count: int) -> list[str]:
+    async with asyncio.timeout(15):
+        while True:
+            lines = [
+                line
+                for line in (tmp_path / "server.log").read_text().splitlines()
+                if f"event={event} " in line
+            ]
+            if len(lines) >= count:
+                return lines
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_rtmps_in_every_worker_and_a_certificate_reload(tmp_path: Path) -> None:
+    """Every worker listens on the RTMPS port; SIGHUP makes every worker serve the new
+    certificate to new connections while the TLS publishers it holds go on, and a key that
+    does not match is refused with the running certificate kept."""
+    cert = make_certificate(tmp_path / "tls", "first")
+    extra = (
+        f'[rtmps]\nlisten = "127.0.0.1:0"\ncert_file = "{cert.cert_file}"\n'
+        f'key_file = "{cert.key_file}"\n'
+    )
+    async with running(tmp_path, MAX_TRIES, extra=extra) as (server, streams):
+        assert server.rtmps_port is not None and server.rtmps_port != server.rtmp_port
+        publishers = await _spread(server, streams, least=2, tls=cert.client_context())
+        assert await _served_fingerprints(server.rtmps_port, 8) == {cert.fingerprint}
+
+        other = make_certificate(tmp_path / "tls2", "second")
+        shutil.copy(other.key_file, cert.key_file)  # a key that does not match
+        server.proc.send_signal(signal.SIGHUP)
+        (rejected,) = await _log_lines(server, tmp_path, "reload_rejected", 1)
+        assert "does not belong to the certificate" in rejected
+        assert await _served_fingerprints(server.rtmps_port, 8) == {cert.fingerprint}
+
+        shutil.copy(other.cert_file, cert.cert_file)
+        server.proc.send_signal(signal.SIGHUP)
+        assert len(await _log_lines(server, tmp_path, "rtmps_certificate_loaded", 2)) == 2
+        assert await _served_fingerprints(server.rtmps_port, 16) == {other.fingerprint}
+
+        for publisher, _ in publishers:
+            publisher.conn.send_video(60, KEYFRAME)
+        for session in await _unpublish_all(server, publishers):
+            assert session["media_bytes"] == 4 * len(KEYFRAME) + 3 * len(AUDIO)
 
 
 @pytest.mark.slow

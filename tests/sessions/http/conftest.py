@@ -88,7 +88,7 @@ def session_record(
 
 
 @contextlib.asynccontextmanager
-async def serve_store(store: Store) -> AsyncIterator[Api]:
+async def serve_store(store: Store, config: Config | None = None) -> AsyncIterator[Api]:
     """The API over *store* (closed on exit), called in-process."""
     try:
         streams = Streams(store, clock=TickingClock(T0))
@@ -98,7 +98,7 @@ async def serve_store(store: Store) -> AsyncIterator[Api]:
             store=store,
             streams=streams,
             live=live,
-            config=Config(http=HttpConfig(public_rtmp_url=INGEST_URL)),
+            config=config or Config(http=HttpConfig(public_rtmp_url=INGEST_URL)),
             admin_token=TOKEN,
             is_ready=lambda: ready[0],
             clock=lambda: T0,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from ingest.config import Config, HttpConfig, RtmpsConfig
 from storage import Store
 from tests.sessions.http.conftest import AUTH, INGEST_URL, Api, serve_store, session_record
 
@@ -19,6 +21,33 @@ async def _create(api: Api, name: str, **body: object) -> dict[str, object]:
     assert response.status_code == 201, response.text
     created: dict[str, object] = response.json()
     return created
+
+
+async def test_ingest_urls_list_rtmps_when_it_is_on(tmp_path: Path) -> None:
+    rtmps = RtmpsConfig(listen=":1936", cert_file="unused.crt", key_file="unused.key")
+    tls_url = "rtmps://ingest.test:1936/live"
+    configs = [
+        (Config(http=HttpConfig(public_rtmp_url=INGEST_URL)), [INGEST_URL]),
+        (
+            Config(
+                rtmps=rtmps,
+                http=HttpConfig(public_rtmp_url=INGEST_URL, public_rtmps_url=tls_url),
+            ),
+            [INGEST_URL, tls_url],
+        ),
+        (
+            Config(rtmps=rtmps, http=HttpConfig(public_rtmp_url=INGEST_URL)),
+            [INGEST_URL, f"rtmps://{socket.gethostname()}:1936/live"],
+        ),
+    ]
+    for index, (config, urls) in enumerate(configs):
+        store = await Store.open(tmp_path / f"ledger{index}.db")
+        async with serve_store(store, config) as api:
+            created = await _create(api, "studio")
+            assert created["ingest_url"] == INGEST_URL
+            assert created["ingest_urls"] == urls
+            listed = (await api.get("/api/streams")).json()["items"][0]
+            assert listed["ingest_urls"] == urls
 
 
 async def test_create_answers_with_the_key_once_and_never_again(api: Api) -> None:
@@ -283,3 +312,93 @@ async def test_a_locked_database_is_503_with_retry_after(tmp_path: Path) -> None
             holder.close()
         r = await api.post("/api/streams", json={"name": "studio"})
         assert r.status_code == 201
+
+
+_LADDER = [
+    {"name": "360p", "width": 640, "height": 360, "bitrate": 800_000, "fps": 0, "gop": None},
+    {"name": "240p", "width": 426, "height": 240, "bitrate": 400_000, "fps": 15, "gop": 2.0},
+]
+
+
+async def test_profiles_are_set_at_create_and_by_patch_and_shown(api: Api) -> None:
+    plain = await _create(api, "plain")
+    assert plain["profiles"] == []
+    created = await _create(
+        api, "ladder", profiles=[{k: v for k, v in p.items() if v is not None} for p in _LADDER]
+    )
+    assert created["profiles"] == _LADDER
+    url = f"/api/streams/{created['id']}"
+    assert (await api.get(url)).json()["profiles"] == _LADDER
+    # Other changes keep them; a new list replaces them; [] removes them.
+    response = await api.patch(url, {"record": True})
+    assert response.json()["profiles"] == _LADDER
+    response = await api.patch(url, {"profiles": _LADDER[1:]})
+    assert response.status_code == 200 and response.json()["profiles"] == _LADDER[1:]
+    assert (await api.get("/api/streams")).json()["items"][1]["profiles"] == _LADDER[1:]
+    response = await api.patch(url, {"profiles": []})
+    assert response.json()["profiles"] == []
+    stored = await api.streams.resolve("ladder")
+    assert stored is not None and stored.profiles == []
+
+
+@pytest.mark.parametrize(
+    ("profiles", "message"),
+    [
+        ([{**_LADDER[0], "width": 641}], "profiles[0] (360p): width and height must be even"),
+        ([{**_LADDER[0], "bitrate": 1}], "profiles[0] (360p): bitrate must be 50000..50000000"),
+        ([{**_LADDER[0], "name": f"p{i}"} for i in range(7)], "at most 6 profiles, got 7"),
+        ([{**_LADDER[0], "name": "a/b"}], "name must be 1-32 letters"),
+        ([{**_LADDER[0], "gop": 0}], "gop must be > 0"),
+        ([{**_LADDER[0], "width": "640"}], "profiles.0.width"),
+        ([{**_LADDER[0], "depth": 8}], "profiles.0.depth"),
+    ],
+)
+async def test_bad_profiles_are_422_and_change_nothing(
+    api: Api, profiles: list[dict[str, object]], message: str
+) -> None:
+    response = await api.post("/api/streams", {"name": "studio", "profiles": profiles})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert message in response.json()["error"]["message"]
+    assert await api.streams.resolve("studio") is None
+    created = await _create(api, "studio", profiles=_LADDER[:1])
+    url = f"/api/streams/{created['id']}"
+    response = await api.patch(url, {"name": "renamed", "profiles": profiles})
+    assert response.status_code == 422 and message in response.json()["error"]["message"]
+    body = (await api.get(url)).json()
+    assert (body["name"], body["profiles"]) == ("studio", _LADDER[:1])
+
+
+async def test_an_integral_number_is_an_integer(api: Api) -> None:
+    """JSON does not tell 640 from 640.0 (nor does the document's "integer")."""
+    given = {**_LADDER[0], "width": 640.0, "bitrate": 8e5}
+    created = await _create(api, "studio", profiles=[given])
+    assert created["profiles"] == _LADDER[:1]
+    response = await api.post("/api/streams", {"name": "b", "profiles": [{**given, "fps": 0.5}]})
+    assert response.status_code == 422
+
+
+async def test_two_profiles_of_one_name_are_409(api: Api) -> None:
+    """Names are unique among a stream's profiles (a rule the document cannot state as a
+    schema): answered like a taken stream name."""
+    twice = [_LADDER[0], {**_LADDER[1], "name": "360P"}]
+    response = await api.post("/api/streams", {"name": "studio", "profiles": twice})
+    assert response.status_code == 409
+    assert response.json()["error"] == {
+        "code": "profile_name_taken",
+        "message": "profile names must be unique: '360p' and '360P'",
+    }
+    created = await _create(api, "studio")
+    response = await api.patch(f"/api/streams/{created['id']}", {"profiles": twice})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "profile_name_taken"
+    assert (await api.get(f"/api/streams/{created['id']}")).json()["profiles"] == []
+
+
+async def test_the_document_states_the_profile_rules(api: Api) -> None:
+    document = (await api.get("/openapi.json")).json()
+    profile = document["components"]["schemas"]["RenditionProfile"]["properties"]
+    assert profile["width"]["multipleOf"] == 2 and profile["height"]["multipleOf"] == 2
+    assert (profile["bitrate"]["minimum"], profile["bitrate"]["maximum"]) == (50_000, 50_000_000)
+    create = document["components"]["schemas"]["StreamCreate"]["properties"]["profiles"]
+    assert create["maxItems"] == 6
