@@ -22,9 +22,8 @@ from typing import Any
 
 from bench.media import make_benchmark_clip
 from bench.parse_throughput import machine
-from ingest.app import IngestServer
 from ingest.config import Config, HlsConfig, HttpConfig, RtmpConfig, StorageConfig
-from ingest.runtime import database_path
+from ingest.server.app import IngestServer
 from storage import Store
 
 TICK = 0.010
@@ -38,7 +37,7 @@ async def measure(streams: int, seconds: float, workers: int, data: Path) -> dic
         storage=StorageConfig(data_dir=str(data)),
     )
     clip = make_benchmark_clip(data / "clip.flv", 10)
-    store = await Store.open(database_path(config))
+    store = await Store.open(config.storage.database_path)
     server = IngestServer(config, store)
     await server.start(None)
     keys = [(await server.streams.create(f"bench-{i}"))[1] for i in range(streams)]

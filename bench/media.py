@@ -10,9 +10,13 @@ from pathlib import Path
 
 import av
 
+from ingest.rtmp.events import AUDIO, VIDEO
+
 
 @dataclass(frozen=True)
 class FlvTag:
+    #: An FLV tag type is the RTMP message type that carries its body (``AUDIO``, ``VIDEO``,
+    #: 18 for script data).
     tag_type: int
     timestamp: int
     body: bytes
@@ -45,7 +49,7 @@ def make_benchmark_clip(path: Path, seconds: float) -> Path:
 
 def media_tags(path: Path) -> list[FlvTag]:
     """The audio and video tags of an FLV file, in order."""
-    return [t for t in read_flv_tags(path) if t.tag_type in (8, 9)]
+    return [t for t in read_flv_tags(path) if t.tag_type in (AUDIO, VIDEO)]
 
 
 def make_flv(

@@ -38,7 +38,7 @@ from ingest.config import RtmpConfig
 from ingest.flv import parse_audio, parse_video
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.listener import RtmpProtocol, RtmpServer
-from ingest.rtmp.events import MediaReceived, MetadataReceived
+from ingest.rtmp.events import VIDEO, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.hls import Segmenter
 
@@ -134,7 +134,7 @@ def _wire_messages(tags: list[FlvTag], chunk_size: int) -> tuple[bytes, list[byt
     client.data_to_send()
     reads = []
     for tag in tags:
-        if tag.tag_type == 9:
+        if tag.tag_type == VIDEO:
             client.send_video(tag.timestamp, tag.body)
         else:
             client.send_audio(tag.timestamp, tag.body)
@@ -219,7 +219,7 @@ def _segmenter_side(tags: list[FlvTag], clip_seconds: float, repeat: int, root: 
             tag.tag_type,
             tag.timestamp + turn * span,
             tag.body,
-            (parse_video if tag.tag_type == 9 else parse_audio)(
+            (parse_video if tag.tag_type == VIDEO else parse_audio)(
                 tag.body, tag.timestamp + turn * span
             ),
         )
@@ -239,7 +239,7 @@ def _segmenter_side(tags: list[FlvTag], clip_seconds: float, repeat: int, root: 
     segments += len(segmenter.finish())
     elapsed = time.process_time() - started
     # Audio before the first video keyframe is dropped (nothing to start a segment with).
-    lead = next(i for i, t in enumerate(tags) if t.tag_type == 9 and t.body[:2] == b"\x17\x01")
+    lead = next(i for i, t in enumerate(tags) if t.tag_type == VIDEO and t.body[:2] == b"\x17\x01")
     if segments < repeat * int(clip_seconds / 2) or segmenter.dropped > lead:
         raise RuntimeError(f"{segments} segments, {segmenter.dropped} frames dropped")
     return Result(len(fed), elapsed, clip_seconds * repeat)

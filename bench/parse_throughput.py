@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.media import make_benchmark_clip, read_flv_tags
 from ingest.rtmp import ClientConnection, ConnectRequested, PublishRequested, ServerConnection
-from ingest.rtmp.events import NEED_DATA, MediaReceived
+from ingest.rtmp.events import AUDIO, NEED_DATA, VIDEO, MediaReceived
 from ingest.rtmp.server import ServerState
 
 #: The publisher bitrate the targets are stated for (2.5 Mb/s), in bytes per second.
@@ -61,9 +61,9 @@ def wire_stream(tags_path: Path, chunk_size: int) -> tuple[bytes, bytes, int]:
     client.data_to_send()
     count = 0
     for tag in read_flv_tags(tags_path):
-        if tag.tag_type == 9:
+        if tag.tag_type == VIDEO:
             client.send_video(tag.timestamp, tag.body)
-        elif tag.tag_type == 8:
+        elif tag.tag_type == AUDIO:
             client.send_audio(tag.timestamp, tag.body)
         else:
             continue

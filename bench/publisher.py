@@ -159,7 +159,7 @@ async def publish(
         await asyncio.wait_for(pump_until_started(), 10)
         result.accept_latency = time.monotonic() - started
         replies = asyncio.ensure_future(drain_replies())
-        media = [t for t in tags if t.tag_type in (8, 9)]
+        media = [t for t in tags if t.tag_type in (m.AUDIO, m.VIDEO)]
         span = media[-1].timestamp - media[0].timestamp + 33
         base = time.monotonic()
         first = media[0].timestamp
@@ -175,7 +175,7 @@ async def publish(
                     await asyncio.sleep(delay)
                 if time.monotonic() - base >= seconds or closed_by_server.is_set():
                     break
-                if tag.tag_type == 9:
+                if tag.tag_type == m.VIDEO:
                     conn.send_video(ts, tag.body)
                 else:
                     conn.send_audio(ts, tag.body)

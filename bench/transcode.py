@@ -39,8 +39,8 @@ from typing import Any
 from bench.media import make_flv, media_tags
 from bench.parse_throughput import machine
 from bench.procstat import cpu_seconds
+from ingest.profiles import Profile
 from sessions.hls import Segmenter
-from sessions.profiles import Profile
 from sessions.transcode import (
     EngineSettings,
     FeedItem,

@@ -5,7 +5,8 @@ from the file first, then from ``RTMP_INGEST_<SECTION>_<KEY>`` environment varia
 win), and are validated together: :class:`ConfigError` lists every problem at once.
 
 The sections and keys are read from the dataclasses below, so adding a key is one line:
-declare the field with :func:`_key`, its default and its checks.
+declare the field with :func:`_key`, its default, its checks, and ``restart=True`` if a
+running server cannot take a new value without a restart (:data:`RESTART_KEYS`).
 """
 
 import dataclasses
@@ -18,14 +19,16 @@ import tomllib
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
+from ingest.profiles import Profile, ProfileError, parse_profiles
 from ingest.rtmp.limits import Limits
 from ingest.tls import certificate_problem
-from sessions.profiles import Profile, ProfileError, parse_profiles
 
 __all__ = [
     "ENV_PREFIX",
+    "RESTART_KEYS",
     "Config",
     "ConfigError",
     "HlsConfig",
@@ -37,6 +40,7 @@ __all__ = [
     "SessionsConfig",
     "StorageConfig",
     "TranscodeConfig",
+    "changed_keys",
     "load_config",
     "parse_listen",
 ]
@@ -106,9 +110,10 @@ def parse_listen(value: str) -> tuple[str, int]:
 # --- checks -------------------------------------------------------------------------------
 
 
-def _key(default: _T, *checks: _Check) -> _T:
-    """A config key: its default and the checks its value must pass."""
-    return field(default=default, metadata={"checks": checks})
+def _key(default: _T, *checks: _Check, restart: bool = False) -> _T:
+    """A config key: its default, the checks its value must pass, and whether a reload
+    cannot apply it (the server must restart to take a new value)."""
+    return field(default=default, metadata={"checks": checks, "restart": restart})
 
 
 def _positive(value: Any) -> str | None:
@@ -205,7 +210,7 @@ class RtmpConfig:
     """The RTMP listener and the per-connection limits."""
 
     #: HOST:PORT to accept publishers on ("[::]:1935" for IPv6, port 0 = any free port).
-    listen: str = _key("0.0.0.0:1935", _listen)
+    listen: str = _key("0.0.0.0:1935", _listen, restart=True)
     #: Application name publishers use (rtmp://HOST/live/KEY).
     app: str = _key("live", _non_empty)
     #: Size of the chunks we send, bytes.
@@ -244,7 +249,7 @@ class RtmpConfig:
     read_interval: float = _key(0.05, _non_negative)
     #: Processes that accept publishers, sharing the port (SO_REUSEPORT); 1 runs everything
     #: in one process. Each runs its own listener, sessions and segmenters.
-    processes: int = _key(1, _between(1, 256))
+    processes: int = _key(1, _between(1, 256), restart=True)
 
     @property
     def host(self) -> str:
@@ -279,7 +284,7 @@ class RtmpsConfig:
     """RTMPS: RTMP over TLS on a second address, with the same limits and sessions."""
 
     #: HOST:PORT to accept RTMPS publishers on (e.g. ":1936", or ":443"); empty: off.
-    listen: str = _key("", _listen_or_off)
+    listen: str = _key("", _listen_or_off, restart=True)
     #: The certificate (PEM; the server's first, then any intermediates).
     cert_file: str = _key("")
     #: Its private key (PEM). Both files are read again on reload (SIGHUP).
@@ -363,24 +368,24 @@ class HttpConfig:
     """The operators' HTTP API (and, later, HLS playback)."""
 
     #: HOST:PORT for the HTTP API.
-    listen: str = _key("0.0.0.0:8080", _listen)
+    listen: str = _key("0.0.0.0:8080", _listen, restart=True)
     #: Bearer token for every endpoint but /healthz. Empty: one is generated and kept in
     #: the data directory (admin_token, mode 0600).
-    admin_token: str = _key("")
+    admin_token: str = _key("", restart=True)
     #: The ingest URL shown to publishers, e.g. "rtmp://ingest.example.com/live". Empty:
     #: rtmp://<this host's name>:<rtmp port>/<app>.
-    public_rtmp_url: str = _key("")
+    public_rtmp_url: str = _key("", restart=True)
     #: The same for RTMPS (when [rtmps] listen is set), e.g.
     #: "rtmps://ingest.example.com/live". Empty: rtmps://<this host's name>:<rtmps port>/<app>.
-    public_rtmps_url: str = _key("")
+    public_rtmps_url: str = _key("", restart=True)
     #: The base URL viewers reach playback at, e.g. "https://live.example.com". Empty:
     #: http://<this host's name>:<http port>.
-    public_url: str = _key("")
+    public_url: str = _key("", restart=True)
     #: Seconds a client has to send all of a request's headers (from the connect, or from
     #: the first byte of a later request); then it is answered 408 and closed.
-    header_timeout: float = _key(10.0, _positive)
+    header_timeout: float = _key(10.0, _positive, restart=True)
     #: HTTP connections open at once; more are answered 503 and closed.
-    max_connections: int = _key(1024, _positive)
+    max_connections: int = _key(1024, _positive, restart=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,21 +393,21 @@ class HlsConfig:
     """Live HLS segmenting (stream copy with PyAV), recordings and playback."""
 
     #: Segment every live session into HLS.
-    enabled: bool = _key(True)
+    enabled: bool = _key(True, restart=True)
     #: Seconds a segment aims for; segments are cut at the first keyframe after it.
-    target_duration: float = _key(2.0, _positive)
+    target_duration: float = _key(2.0, _positive, restart=True)
     #: "auto" (MPEG-TS for H.264/AAC, fMP4 for HEVC, AV1, VP9, Opus), "mpegts" or "fmp4".
-    segment_format: str = _key("auto", _one_of("auto", "mpegts", "fmp4"))
+    segment_format: str = _key("auto", _one_of("auto", "mpegts", "fmp4"), restart=True)
     #: Segments listed in the live playlist; older ones are deleted unless recorded.
-    window: int = _key(6, _positive)
+    window: int = _key(6, _positive, restart=True)
     #: Most seconds an unrecorded session's media stays after it ends: it is deleted once a
     #: player that loaded the final playlist can have played it through (the seconds that
     #: playlist lists plus target_duration), but never later than this. 0: at once.
-    max_linger: float = _key(30.0, _non_negative)
+    max_linger: float = _key(30.0, _non_negative, restart=True)
     #: Days a recording is kept after its session ends; 0 keeps them forever.
     retention_days: int = _key(0, _non_negative)
     #: Threads that run the segmenters (PyAV and disk work never run on the event loop).
-    workers: int = _key(4, _positive)
+    workers: int = _key(4, _positive, restart=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,9 +422,9 @@ class TranscodeConfig:
     preset: str = _key("veryfast", _one_of(*X264_PRESETS))
     #: "libx264" (CPU), "nvenc" (NVIDIA GPU, h264_nvenc) or "auto" (nvenc if one opens,
     #: else libx264).
-    encoder: str = _key("auto", _one_of("auto", "libx264", "nvenc"))
+    encoder: str = _key("auto", _one_of("auto", "libx264", "nvenc"), restart=True)
     #: Processes that transcode (each takes whole sessions), fed by a bounded queue.
-    processes: int = _key(1, _between(1, 256))
+    processes: int = _key(1, _between(1, 256), restart=True)
     #: Seconds a session's renditions may fall behind real time before their frames are
     #: dropped to the next source keyframe (issue transcode_realtime).
     max_lag: float = _key(4.0, _positive)
@@ -434,13 +439,23 @@ class StorageConfig:
     """Where the ledger and media live."""
 
     #: Directory for the SQLite database, the admin token and (later) media.
-    data_dir: str = _key("data", _non_empty)
+    data_dir: str = _key("data", _non_empty, restart=True)
     #: The SQLite database file; relative paths are inside data_dir.
-    database: str = _key("rtmp-ingest.db", _non_empty)
+    database: str = _key("rtmp-ingest.db", _non_empty, restart=True)
     #: Seconds a write waits for another process's lock on the database (the CLI, a
     #: backup) before it fails; the server then retries it until it lands, reporting the
     #: store as degraded meanwhile.
-    busy_timeout: float = _key(5.0, _non_negative)
+    busy_timeout: float = _key(5.0, _non_negative, restart=True)
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file: ``database``, inside ``data_dir`` when relative."""
+        return Path(self.data_dir) / self.database
+
+    @property
+    def media_root(self) -> Path:
+        """Where sessions' segments, playlists and recordings go."""
+        return Path(self.data_dir) / "media"
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,6 +545,7 @@ class _KeySpec:
     type: type
     default: Any
     checks: tuple[_Check, ...]
+    restart: bool
 
     @property
     def env_var(self) -> str:
@@ -544,7 +560,12 @@ def _build_specs() -> dict[str, tuple[type, dict[str, _KeySpec]]]:
         types = typing.get_type_hints(cls)
         keys = {
             f.name: _KeySpec(
-                section.name, f.name, types[f.name], f.default, f.metadata.get("checks", ())
+                section.name,
+                f.name,
+                types[f.name],
+                f.default,
+                f.metadata.get("checks", ()),
+                f.metadata.get("restart", False),
             )
             for f in dataclasses.fields(cls)
         }
@@ -554,6 +575,25 @@ def _build_specs() -> dict[str, tuple[type, dict[str, _KeySpec]]]:
 
 _SPECS = _build_specs()
 _ENV_KEYS = {spec.env_var: spec for _, keys in _SPECS.values() for spec in keys.values()}
+#: ``section.key`` of every key a reload cannot apply to a running server.
+RESTART_KEYS = frozenset(
+    f"{spec.section}.{spec.name}"
+    for _, keys in _SPECS.values()
+    for spec in keys.values()
+    if spec.restart
+)
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """``section.key`` of every setting that differs."""
+    changed = []
+    for section in dataclasses.fields(old):
+        before, after = getattr(old, section.name), getattr(new, section.name)
+        for key in dataclasses.fields(before):
+            if getattr(before, key.name) != getattr(after, key.name):
+                changed.append(f"{section.name}.{key.name}")
+    return changed
+
 
 _TOML_NAMES: tuple[tuple[type, str], ...] = (
     (bool, "boolean"),

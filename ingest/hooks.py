@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ingest.rtmp.events import MediaReceived, MetadataReceived
+from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class StreamSink(Protocol):
 
     def metadata(self, event: MetadataReceived) -> None: ...
 
-    def ended(self, cause: str, reason: str, bytes_received: int) -> None: ...
+    def ended(self, cause: EndCause, reason: str, bytes_received: int) -> None: ...
 
 
 class PublisherControl(Protocol):

@@ -33,7 +33,7 @@ from ingest.config import RtmpConfig, RtmpsConfig
 from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublishHandler, StreamSink
 from ingest.logs import log_event
 from ingest.rtmp import events as ev
-from ingest.rtmp.events import NEED_DATA
+from ingest.rtmp.events import NEED_DATA, EndCause
 from ingest.rtmp.server import REJECT_CODES, ServerConnection
 from ingest.tls import Certificate, TlsFailed, TlsLayer, load_certificate
 
@@ -189,7 +189,7 @@ class RtmpProtocol(asyncio.Protocol):
     def _tls_failed(self, reason: str) -> None:
         """A TLS handshake that failed (or a bad record): log why, send the alert, close."""
         self._log(logging.INFO, "connection_closed", cause="tls_error", reason=reason)
-        self._end_sink("protocol_error", reason)
+        self._end_sink(EndCause.PROTOCOL_ERROR, reason)
         transport = self.transport
         if transport is not None and self.tls is not None and not transport.is_closing():
             alert = self.tls.data_to_send()
@@ -215,7 +215,7 @@ class RtmpProtocol(asyncio.Protocol):
                 "connection_failed",
                 exc_info=exc,
             )
-            self._end_sink("protocol_error", f"internal error: {type(exc).__name__}")
+            self._end_sink(EndCause.PROTOCOL_ERROR, f"internal error: {type(exc).__name__}")
             self._abort()
             return
         self._update_reading()
@@ -248,7 +248,7 @@ class RtmpProtocol(asyncio.Protocol):
             )
             self._auth_task = asyncio.ensure_future(self._authorize(attempt))
         elif isinstance(event, ev.Unpublished):
-            self._end_sink("unpublished", f"publisher sent {event.command}")
+            self._end_sink(EndCause.UNPUBLISHED, f"publisher sent {event.command}")
         elif isinstance(event, ev.ConnectionTerminated):
             self._on_terminated(event)
 
@@ -305,7 +305,7 @@ class RtmpProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _end_sink(self, cause: str, reason: str) -> None:
+    def _end_sink(self, cause: EndCause, reason: str) -> None:
         sink, self.sink = self.sink, None
         if sink is not None and self.conn is not None:
             sink.ended(cause, reason, self.conn.bytes_received)
@@ -382,7 +382,7 @@ class RtmpProtocol(asyncio.Protocol):
         if self._done:
             return
         self._done = True
-        self._end_sink("closed_by_peer", "connection lost")
+        self._end_sink(EndCause.CLOSED_BY_PEER, "connection lost")
         if self._timer is not None:
             self._timer.cancel()
         if self._auth_task is not None and not self._auth_task.done():

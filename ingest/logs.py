@@ -22,7 +22,14 @@ from typing import TextIO
 
 from ingest.config import LogConfig
 
-__all__ = ["OWN_LOGGERS", "EventFormatter", "apply_log_config", "configure_logging", "log_event"]
+__all__ = [
+    "OWN_LOGGERS",
+    "EventFormatter",
+    "apply_log_config",
+    "configure_logging",
+    "log_event",
+    "percentiles_ms",
+]
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -156,3 +163,16 @@ def log_event(logger: logging.Logger, level: int, event: str, /, **fields: objec
         exc = fields.pop("exc_info", None)
         exc_info = exc if isinstance(exc, BaseException) else bool(exc)
         logger.log(level, event, exc_info=exc_info, extra={"fields": fields}, stacklevel=2)
+
+
+def percentiles_ms(samples: Iterable[float]) -> dict[str, float] | None:
+    """p50, p99 and max of durations in seconds, as milliseconds (None if empty): the
+    figures the status reports and log lines give for lags and delays."""
+    ordered = sorted(samples)
+    if not ordered:
+        return None
+    return {
+        "p50": round(ordered[len(ordered) // 2] * 1000, 2),
+        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        "max": round(ordered[-1] * 1000, 2),
+    }

@@ -26,7 +26,7 @@ from ingest.flv import (
     parse_video,
     parse_video_config,
 )
-from ingest.rtmp.events import MediaReceived
+from ingest.rtmp.events import VIDEO, MediaReceived
 
 
 class TrackStats:
@@ -120,7 +120,7 @@ class MediaAccount:
             self.first_ts = ts
         self.last_ts = ts
         try:
-            if event.message_type == 9:
+            if event.message_type == VIDEO:
                 video = parse_video(payload, event.timestamp)
                 single = len(video) == 1
                 for vp in video:

@@ -1,100 +1,63 @@
-"""The one owner of live-session state.
+"""The work of this process's publishes: their sessions' counters, segmenters and ledger.
 
 A session opens on the first media message of an accepted publish (not on connect, not on
 ``publish``) and closes on the last: unpublish, EOF or reset, idle timeout, replacement,
 an operator's kick, the key being disabled, or shutdown. It ends exactly once, with
-``ended_at``/``duration`` those of its last media packet. Counters live in memory and are
-written in batches (every ``flush_interval`` seconds and at the end), never per packet;
-writes go through one queue (:mod:`sessions.writes`), in order, so a session's row is
-inserted before it is updated and updated before it is closed, and a write that fails
-because the database is locked or full is retried until it lands.
+``ended_at``/``duration`` those of its last media packet. Who may publish and how each
+session ends is decided by the owner of the live streams (:mod:`sessions.owner`, asked
+through its :class:`~sessions.owner.Owner` interface, in this process or in the main
+one); the :class:`SessionManager` holds the connections, does the work, and tells the
+owner what happened. Counters live in memory and are written in batches (every
+``flush_interval`` seconds and at the end), never per packet; writes go through one queue
+(:mod:`sessions.writes`), in order, so a session's row is inserted before it is updated
+and updated before it is closed, and a write that fails because the database is locked
+or full is retried until it lands.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
-from ingest.logs import log_event
-from ingest.looplag import percentiles_ms
-from ingest.rtmp.events import MediaReceived, MetadataReceived
+from ingest.logs import log_event, percentiles_ms
+from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
-from sessions.hls import SegmentInfo
-from sessions.media_cleanup import MediaExpiry, SessionFolder, session_folders, sweep_orphans
-from sessions.publishers import REPLACED_REASON
-from sessions.recording import (
-    REMUX_CONCURRENCY,
-    close_playlists,
-    delete_media,
-    remove_partial_files,
-)
+from sessions.hls import HandOver, SegmentInfo
+from sessions.media_cleanup import MediaExpiry
+from sessions.owner import End, HolderKey, Owner
+from sessions.recovery import Recovery, await_recording
 from sessions.segmenting import MediaSettings, SessionMedia
 from sessions.writes import FLUSH_TIMEOUT, Job, StoreWrites
 from storage import Store, retryable
-from storage.models import SessionRecord
+from storage.models import EndReason, SessionRecord
 
 logger = logging.getLogger("sessions.manager")
 
-#: end_reason for each way the listener says a publish ended.
-#: Seconds a kick or a disabled key waits for the session's end to reach the store.
-_END_SAVE_TIMEOUT = 10.0
-
-_END_REASONS = {
-    "unpublished": "unpublished",
-    "closed_by_peer": "disconnected",
-    "idle_timeout": "timeout",
-    "protocol_error": "disconnected",
-    "handshake_timeout": "disconnected",
-    "rejected": "disconnected",
-    "closed_locally": "shutdown",
-}
-
-
-class SessionObserver(Protocol):
-    """Told of sessions as they open, are flushed and end (a worker process tells the
-    main process, whose API lists every worker's sessions)."""
-
-    def opened(self, record: SessionRecord) -> None: ...
-
-    def saved(self, records: list[SessionRecord]) -> None:
-        """Live sessions' counters at a flush (queued for the store, which may be behind
-        while its writes are failing: :attr:`SessionManager.writes` says)."""
-        ...
-
-    def ended(self, record: SessionRecord) -> None:
-        """The session's end is in the store."""
-        ...
+#: Why the publishes still open at shutdown are closed.
+SHUTTING_DOWN = "server shutting down"
 
 
 class LivePublish:
-    """One accepted publish; it becomes a session with its first media message."""
+    """One accepted publish: the holder of its stream (the owner ends it through
+    :meth:`end`) and its media's sink; it becomes a session with its first media message."""
 
-    def __init__(
-        self,
-        manager: SessionManager,
-        attempt: PublishAttempt,
-        control: PublisherControl,
-        stream_id: str,
-        stream_name: str,
-        base_bytes: int,
-    ) -> None:
+    def __init__(self, manager: SessionManager, attempt: PublishAttempt) -> None:
         self.manager = manager
         self.attempt = attempt
-        self.control = control
-        self.stream_id = stream_id
-        self.stream_name = stream_name
-        self.base_bytes = base_bytes
-        #: Whether the stream is a row in the store (and so can be disabled or deleted).
-        self.stored_stream = False
+        self.key = HolderKey(manager.process, attempt.connection_id)
+        #: The connection, once the publish started.
+        self.control: PublisherControl | None = None
+        self.stream_id = attempt.key
+        self.stream_name = attempt.key
+        self.base_bytes = 0
         self.playback_id: str | None = None
         self.recorded = False
         self.record: SessionRecord | None = None
@@ -103,11 +66,34 @@ class LivePublish:
         self.encoder = attempt.encoder
         self.first_media = 0.0
         self.last_media = 0.0
-        #: Set before this side closes the connection, so the end says why.
-        self.end_reason: str | None = None
+        #: Why the owner asked this publish to end before it started (it is closed as
+        #: soon as it starts).
+        self._end_asked: str | None = None
         #: Set once the end of the session (if any) is queued for the store.
         self.end_saved = asyncio.Event()
         self._rate_samples: deque[tuple[float, int]] = deque()
+
+    def accept(self, decision: Decision) -> None:
+        """The owner granted the stream (the decision names it)."""
+        self.stream_id = decision.stream_id or self.attempt.key
+        self.stream_name = decision.stream_name or self.stream_id
+        self.playback_id = decision.playback_id
+        self.recorded = decision.record
+
+    def start(self, control: PublisherControl, base_bytes: int) -> None:
+        self.control = control
+        self.base_bytes = base_bytes
+        if self._end_asked is not None:
+            # Not from inside the listener's call that started it.
+            asyncio.get_running_loop().call_soon(control.close, self._end_asked)
+
+    # -- Holder -------------------------------------------------------------------------
+
+    def end(self, reason: EndReason, why: str) -> None:
+        if self.control is None:
+            self._end_asked = why
+        else:
+            self.control.close(why)
 
     # -- StreamSink ---------------------------------------------------------------------
 
@@ -128,7 +114,7 @@ class LivePublish:
             if self.record is not None:
                 self.record.encoder = encoder
 
-    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
+    def ended(self, cause: EndCause, reason: str, bytes_received: int) -> None:
         self.manager._ended(self, cause, reason, bytes_received)
 
     # -- counters -----------------------------------------------------------------------
@@ -137,7 +123,7 @@ class LivePublish:
         """Copy the in-memory counters into the session record; with ``sample``, also
         take a rate sample (done once per flush, so the rate window is in flush steps)."""
         record = self.record
-        if record is None:
+        if record is None or self.control is None:
             return
         total = self.control.bytes_received if bytes_received is None else bytes_received
         record.bytes_received = total - self.base_bytes
@@ -162,32 +148,40 @@ class LivePublish:
 
 
 class SessionManager:
-    """Publish handler for the listener, and the live view the API reads."""
+    """The listener's authorizer and publish handler in a process that accepts publishers:
+    it asks the owner (:class:`~sessions.owner.Owner`) whether each publish may start and
+    how each ends, and does the rest. In the main process of a server with worker
+    processes it holds no connections; it ends the sessions of a worker that died and
+    makes recordings."""
 
     def __init__(
         self,
         store: Store,
+        owner: Owner,
         *,
+        process: int = 0,
+        writes: StoreWrites | None = None,
         clock: Callable[[], float] = time.time,
         flush_interval: float = 1.0,
         rate_window: float = 5.0,
         media: MediaSettings | None = None,
-        observer: SessionObserver | None = None,
         flush_timeout: float = FLUSH_TIMEOUT,
     ) -> None:
         self.store = store
+        self.owner = owner
+        #: Names this process in the owner's holder keys.
+        self.process = process
         #: Every write this process makes to the store, in order, retried until it lands.
-        self.writes = StoreWrites(store)
+        self.writes = writes if writes is not None else StoreWrites(store)
         #: Seconds :meth:`close` waits for pending writes before giving them up.
         self.flush_timeout = flush_timeout
         self.media = media
-        self.observer = observer
         self.clock = clock
         self.flush_interval = flush_interval
         self.rate_window = rate_window
-        self.started_at = clock()
-        self._by_stream: dict[str, LivePublish] = {}
-        self._sessions: dict[str, LivePublish] = {}
+        #: Publishes accepted and not started yet, and those started, by connection.
+        self._accepted: dict[int, LivePublish] = {}
+        self._publishes: dict[int, LivePublish] = {}
         self._published_on: weakref.WeakSet[object] = weakref.WeakSet()
         self._flusher_task: asyncio.Task[None] | None = None
         #: Whether the last flush's counters are still waiting in the write queue.
@@ -196,12 +190,10 @@ class SessionManager:
         self.availability: deque[float] = deque(maxlen=1000)
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
-        #: Unrecorded sessions' media, deleted once their players are done.
-        self.expiry = MediaExpiry(media) if media is not None else None
-        self._remuxing = asyncio.Semaphore(REMUX_CONCURRENCY)
-        self._closing = False
-        #: The sweep of orphaned media at start, while it runs.
-        self._sweeping: asyncio.Task[None] | None = None
+        #: Carries every session's waiting media to the executor, many in one job.
+        self.handover = HandOver(media.executor) if media is not None else None
+        #: Crash recovery, recordings, and media no one may play.
+        self.recovery = Recovery(store, self.writes, media, self._spawn)
 
     async def start(self, *, recover: bool = True) -> list[SessionRecord]:
         """Close what a crash left open (as ``server_restart``), make the recordings it
@@ -212,155 +204,55 @@ class SessionManager:
         instead of failing."""
         recovered = await self.recover() if recover else []
         self._flusher_task = asyncio.ensure_future(self._flusher())
-        if recover and self.media is not None:
-            loop = asyncio.get_running_loop()
-            folders = await loop.run_in_executor(
-                self.media.executor, session_folders, self.media.root
-            )
-            self._sweeping = self._spawn(self._sweep_orphans(self.media, folders))
+        if recover:
+            await self.recovery.sweep_orphans()
         return recovered
 
     async def recover(self, ids: Sequence[str] | None = None) -> list[SessionRecord]:
         """End as ``server_restart`` the sessions still live in the store (all, or those of
-        ``ids``: a worker process died), close their playlists and make their recordings
-        in the background; at start (all), also every recording a crash left
-        ``waiting`` (killed while making it, or before)."""
-        now = self.clock()
-        recovered = await self.writes.call(
-            "close sessions left open",
-            lambda: self.store.close_open_sessions(reason="server_restart", now=now, ids=ids),
-        )
-        for record in recovered:
-            log_event(
-                logger,
-                logging.WARNING,
-                "session_recovered",
-                session=record.id,
-                stream=record.stream_id,
-                end_reason="server_restart",
-            )
-            await self._finish_recovered(record)
-        if self.media is None:
-            return recovered
-        if ids is None:
-            waiting = await self.store.sessions_awaiting_recording()
-        else:
-            waiting = [r for r in recovered if r.recording_status == "waiting"]
-        if waiting:
-            self._spawn(self._resume_recordings(self.media, waiting))
-        return recovered
-
-    async def _finish_recovered(self, record: SessionRecord) -> None:
-        """Close the playlists a crash left open and remove its half-written files; a
-        recorded session's recording is marked ``waiting`` (:meth:`recover` makes it), an
-        unrecorded one's media is deleted once its players are done."""
-        if self.media is None:
-            return
-        playback_id = (await self.store.playback_ids([record.stream_id])).get(record.stream_id)
-        if playback_id is None:
-            return
-        folder = self.media.folder(playback_id, record.id)
-        if not folder.is_dir():
-            return
-        close_playlists(folder)
-        remove_partial_files(folder)
-        if record.record and record.recording_status in (None, "waiting"):
-            _await_recording(record, self.media, playback_id)
-            # Awaited: recover() then reads which recordings are waiting.
-            await self.writes.call(
-                f"save session {record.id}", lambda: self.store.save_sessions([record])
-            )
-        elif not record.record and self.expiry is not None:
-            self.expiry.schedule(folder)
-
-    async def _resume_recordings(self, media: MediaSettings, records: list[SessionRecord]) -> None:
-        """Make the recordings of ``records`` (all ``waiting``), a few at a time; those not
-        begun when the server stops stay ``waiting`` for the next start."""
-        try:
-            owners = await self.store.playback_ids({r.stream_id for r in records})
-        except Exception as exc:  # they stay waiting: the next start tries again
-            log_event(logger, logging.ERROR, "recordings_not_resumed", exc_info=exc)
-            return
-        pending = iter(records)
-
-        async def run() -> None:
-            for record in pending:
-                if self._closing:
-                    return
-                playback_id = owners.get(record.stream_id)
-                if playback_id is None:
-                    continue
-                log_event(logger, logging.INFO, "recording_resumed", session=record.id)
-                _await_recording(record, media, playback_id)
-                await self._make_recording(media, media.folder(playback_id, record.id), record)
-
-        await asyncio.gather(*(run() for _ in range(REMUX_CONCURRENCY)))
-
-    async def _sweep_orphans(self, media: MediaSettings, folders: list[SessionFolder]) -> None:
-        """Delete, of the media folders listed at start, those no one may play, once the
-        writes queued so far (the recovered sessions' ends) are in the store (if the
-        server stops first, the next start sweeps)."""
-        await self.writes.join()
-        try:
-            swept = await sweep_orphans(self.store, media, folders)
-        except Exception as exc:
-            log_event(logger, logging.ERROR, "media_sweep_failed", exc_info=exc)
-            return
-        if swept.removed or swept.unknown_recordings:
-            log_event(
-                logger,
-                logging.WARNING if swept.unknown_recordings else logging.INFO,
-                "orphan_media_deleted",
-                folders=swept.removed,
-                unknown_recordings_kept=swept.unknown_recordings,
-            )
+        ``ids``: a worker process died), and finish their media (see
+        :meth:`~sessions.recovery.Recovery.recover`)."""
+        return await self.recovery.recover(ids, now=self.clock())
 
     async def sweep_recordings(self, days: int) -> int:
         """Delete recordings of sessions that ended more than ``days`` days ago; returns
         once the ledger says so (their writes landed)."""
-        if self.media is None or days <= 0:
-            return 0
-        cutoff = self.clock() - days * 86400
-        removed = 0
-        offset = 0
-        while True:
-            page, _ = await self.store.list_sessions(
-                status="ended", until=cutoff, offset=offset, limit=500
-            )
-            if not page:
-                if removed:
-                    await self.writes.join()
-                return removed
-            offset += len(page)
-            owners = await self.store.playback_ids({r.stream_id for r in page})
-            for record in page:
-                if not record.record or record.recording_status == "deleted":
-                    continue
-                if record.ended_at is None or record.ended_at >= cutoff:
-                    continue
-                playback_id = owners.get(record.stream_id)
-                if playback_id is not None:
-                    delete_media(self.media.folder(playback_id, record.id))
-                record.recording_status = "deleted"
-                record.recording_url = record.mp4_url = None
-                self._save(record)
-                removed += 1
+        return await self.recovery.sweep_recordings(days, now=self.clock())
 
-    # -- PublishHandler -----------------------------------------------------------------
+    @property
+    def expiry(self) -> MediaExpiry | None:
+        """Unrecorded sessions' media, deleted once their players are done."""
+        return self.recovery.expiry
+
+    # -- the listener's authorizer and publish handler ----------------------------------
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        live = LivePublish(self, attempt)
+        decision = await self.owner.claim(attempt, live)
+        if not decision.allowed:
+            return decision
+        live.accept(decision)
+        conn = attempt.connection_id
+        self._accepted[conn] = live
+        give_back = decision.release
+
+        def release() -> None:
+            if self._accepted.get(conn) is live:
+                del self._accepted[conn]
+            if give_back is not None:
+                give_back()
+
+        return dataclasses.replace(decision, release=release)
 
     def started(
         self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
     ) -> StreamSink:
-        base = control.bytes_received if control in self._published_on else 0
+        live = self._accepted.pop(attempt.connection_id, None)
+        if live is None:
+            raise LookupError(f"connection {attempt.connection_id}: no publish was authorized")
+        live.start(control, control.bytes_received if control in self._published_on else 0)
         self._published_on.add(control)
-        stream_id = decision.stream_id or attempt.key
-        live = LivePublish(
-            self, attempt, control, stream_id, decision.stream_name or stream_id, base
-        )
-        live.stored_stream = decision.stream_id is not None
-        live.playback_id = decision.playback_id
-        live.recorded = decision.record
-        self._by_stream[stream_id] = live
+        self._publishes[attempt.connection_id] = live
         return live
 
     def _open(self, live: LivePublish, now: float) -> SessionRecord:
@@ -375,18 +267,17 @@ class SessionManager:
             encoder=live.encoder,
         )
         record.record = live.recorded
-        self._sessions[record.id] = live
-        if self.media is not None and live.playback_id is not None:
+        if self.media is not None and self.handover is not None and live.playback_id is not None:
             live.output = SessionMedia(
                 self.media,
+                self.handover,
                 live.playback_id,
                 record.id,
                 record=live.recorded,
                 on_segments=lambda segments: self._on_segments(record, segments),
             )
         self._write(lambda: self.store.insert_session(record), f"insert session {record.id}")
-        if self.observer is not None:
-            self.observer.opened(record)
+        self.owner.opened(live, record)
         self._log_event("session_started", record, now)
         log_event(
             logger,
@@ -399,43 +290,41 @@ class SessionManager:
         )
         return record
 
-    def _ended(self, live: LivePublish, cause: str, reason: str, bytes_received: int) -> None:
-        if self._by_stream.get(live.stream_id) is live:
-            del self._by_stream[live.stream_id]
+    def _ended(self, live: LivePublish, cause: EndCause, reason: str, bytes_received: int) -> None:
+        """The listener says the publish is over: take its last counters now, then ask the
+        owner how its session ends and end it."""
+        if self._publishes.get(live.key.connection) is live:
+            del self._publishes[live.key.connection]
+        now = self.clock()
+        live.refresh(now, bytes_received)
+        self._spawn(self._end(live, cause, reason, now))
+
+    async def _end(self, live: LivePublish, cause: EndCause, reason: str, now: float) -> None:
+        end = await self.owner.disconnected(live, cause, reason)
         record = live.record
         if record is None:
             live.end_saved.set()
             return
-        self._sessions.pop(record.id, None)
-        now = self.clock()
-        live.refresh(now, bytes_received)
-        if live.end_reason is not None:
-            end_reason = live.end_reason
-        elif cause == "closed_locally" and reason == REPLACED_REASON:
-            end_reason = "replaced"
-        else:
-            end_reason = _END_REASONS.get(cause, "disconnected")
-        error = reason if cause == "protocol_error" else None
-        if live.output is not None:
-            # The session reads as ended only once its last segment is counted.
-            self._spawn(self._finish_output(live, live.output, record, end_reason, error))
-        else:
-            _mark_ended(record, end_reason, error)
-            self._save_end(record)
-            live.end_saved.set()
-        self._log_event("session_ended", record, now, end_reason)
+        self._log_event("session_ended", record, now, end.reason)
         log_event(
             logger,
             logging.INFO,
             "session_ended",
             session=record.id,
             stream=record.stream_id,
-            end_reason=end_reason,
+            end_reason=end.reason,
             reason=reason,
             duration=record.duration,
             bytes_received=record.bytes_received,
             media_bytes=record.media_bytes,
         )
+        if live.output is not None:
+            # The session reads as ended only once its last segment is counted.
+            await self._finish_output(live, live.output, record, end)
+        else:
+            _mark_ended(record, end)
+            self._save_end(record)
+            live.end_saved.set()
 
     def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
         """Count finished segments into the session and the ledger."""
@@ -473,8 +362,7 @@ class SessionManager:
         live: LivePublish,
         output: SessionMedia,
         record: SessionRecord,
-        end_reason: str,
-        error: str | None,
+        end: End,
     ) -> None:
         """Close the last segment and the playlists, end and save the session, then make
         the recording (if any) in the executor."""
@@ -484,85 +372,21 @@ class SessionManager:
             log_event(
                 logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
             )
-        _mark_ended(record, end_reason, error)
+        _mark_ended(record, end)
         _take_issues(record, output)
         settings = output.settings
         if record.record:
-            _await_recording(record, settings, output.playback_id)
+            await_recording(record, settings, output.playback_id)
         self._save_end(record)
         live.end_saved.set()
         if record.record:
-            await self._make_recording(settings, output.folder, record)
+            await self.recovery.make_recording(settings, output.folder, record)
         elif self.expiry is not None:
             self.expiry.schedule(output.folder)
-
-    async def _make_recording(
-        self, settings: MediaSettings, folder: Path, record: SessionRecord
-    ) -> None:
-        try:
-            async with self._remuxing:
-                await settings.remux(folder)
-        except Exception as exc:
-            record.recording_status = "failed"
-            record.err_message = record.err_message or f"recording: {exc}"
-            log_event(logger, logging.ERROR, "recording_failed", session=record.id, error=str(exc))
-        else:
-            record.recording_status = "ready"
-            log_event(logger, logging.INFO, "recording_ready", session=record.id)
-        self._save(record)
-
-    # -- the live view (for the API) ----------------------------------------------------
-
-    def live_sessions(self, *, sample: bool = False) -> list[SessionRecord]:
-        now = self.clock()
-        records = []
-        for live in self._sessions.values():
-            live.refresh(now, sample=sample)
-            if live.record is not None:
-                records.append(live.record)
-        return records
-
-    def live_session(self, stream_id: str) -> SessionRecord | None:
-        live = self._by_stream.get(stream_id)
-        if live is None or live.record is None:
-            return None
-        live.refresh(self.clock())
-        return live.record
 
     def segment_availability(self) -> dict[str, float] | None:
         """How long after its last packet a segment was listed (p50/p99/max, ms)."""
         return percentiles_ms(self.availability)
-
-    def total_ingest_rate(self) -> float:
-        return float(sum(r.ingest_rate for r in self.live_sessions()))
-
-    async def kick(self, session_id: str) -> bool:
-        live = self._sessions.get(session_id)
-        if live is None:
-            return False
-        await self._close_and_save(live, "kicked", "kicked by an operator")
-        return True
-
-    async def end_stream(self, stream_id: str, reason: str = "key_disabled") -> bool:
-        """End the stream's live publish (its key was disabled or the stream deleted)."""
-        live = self._by_stream.get(stream_id)
-        if live is None:
-            return False
-        await self._close_and_save(live, reason, f"stream {reason.replace('_', ' ')}")
-        return True
-
-    def _close(self, live: LivePublish, end_reason: str, why: str) -> None:
-        live.end_reason = end_reason
-        live.control.close(why)
-
-    async def _close_and_save(self, live: LivePublish, end_reason: str, why: str) -> None:
-        """End a publish and return once its end is in the store, so that a read made
-        after the answer sees it."""
-        self._close(live, end_reason, why)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_END_SAVE_TIMEOUT):
-                await live.end_saved.wait()
-                await self.writes.join()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; :meth:`close` waits for it."""
@@ -586,20 +410,15 @@ class SessionManager:
             reason=reason,
         )
 
-    def _save(self, record: SessionRecord) -> None:
-        """Queue a write of the session's row as it is when the write runs."""
-        self._write(lambda: self.store.save_sessions([record]), f"save session {record.id}")
-
     def _save_end(self, record: SessionRecord) -> None:
-        """Queue an ended session's last write, then the observer's news of it."""
+        """Queue an ended session's last write, then the news, for the owner, that it
+        landed."""
         self._write(lambda: self.store.save_sessions([record]), f"end session {record.id}")
-        observer = self.observer
-        if observer is not None:
 
-            async def tell() -> None:
-                observer.ended(record)
+        async def tell() -> None:
+            self.owner.closed(record.id)
 
-            self._write(tell, f"report the end of session {record.id}")
+        self._write(tell, f"report the end of session {record.id}")
 
     def _write(self, job: Job, what: str = "store write") -> None:
         """Queue a write (see :class:`~sessions.writes.StoreWrites`): in order, retried
@@ -615,11 +434,15 @@ class SessionManager:
                 log_event(logger, logging.ERROR, "flush_failed", exc_info=exc)
 
     async def flush(self) -> None:
-        """Queue a write of every live session's counters (one batch), end publishes whose
-        stream was disabled or deleted meanwhile (by the CLI, say), and tell the observer.
+        """Queue a write of every live session's counters (one batch) and tell the owner.
         While the last batch is still queued (the store is failing) no other is added: it
         writes the counters as they are when it finally runs."""
-        records = self.live_sessions(sample=True)
+        now = self.clock()
+        records = []
+        for live in self._publishes.values():
+            if live.record is not None:
+                live.refresh(now, sample=True)
+                records.append(live.record)
         if records and not self._counters_pending:
             self._counters_pending = True
 
@@ -633,26 +456,17 @@ class SessionManager:
                 self._counters_pending = False
 
             self._write(save, f"counters of {len(records)} live sessions")
-        stored = [(sid, live) for sid, live in self._by_stream.items() if live.stored_stream]
-        if stored:
-            enabled = await self.store.enabled_streams(sid for sid, _ in stored)
-            for stream_id, live in stored:
-                if stream_id not in enabled and self._by_stream.get(stream_id) is live:
-                    self._close(live, "key_disabled", "stream disabled")
-        if self.observer is not None:
-            self.observer.saved(records)
+        self.owner.saved(records)
 
     async def close(self) -> None:
-        """End every live publish as ``shutdown``, write everything, stop. Writes the
-        store still refuses after ``flush_timeout`` seconds are given up and counted in
-        the log (``store_writes_lost``): a session whose end was lost is closed as
-        ``server_restart`` at the next start."""
-        self._closing = True
-        if self._sweeping is not None:
-            # It may be waiting for writes a failing store does not take.
-            self._sweeping.cancel()
-        for live in list(self._by_stream.values()):
-            self._close(live, "shutdown", "server shutting down")
+        """Close every publish still open (they end as ``shutdown``), write everything,
+        stop. Writes the store still refuses after ``flush_timeout`` seconds are given up
+        and counted in the log (``store_writes_lost``): a session whose end was lost is
+        closed as ``server_restart`` at the next start."""
+        self.recovery.stop()
+        for live in list(self._publishes.values()):
+            if live.control is not None:
+                live.control.close(SHUTTING_DOWN)
         while self._finishing:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
         if self.expiry is not None:
@@ -664,13 +478,13 @@ class SessionManager:
         await self.writes.flush(self.flush_timeout)
 
 
-def _mark_ended(record: SessionRecord, end_reason: str, error: str | None) -> None:
+def _mark_ended(record: SessionRecord, end: End) -> None:
     record.status = "ended"
     record.ended_at = record.last_seen
     record.ingest_rate = 0.0  # nothing is being ingested any more (README: the counters)
-    record.end_reason = end_reason
-    if error is not None:
-        record.err_message = error
+    record.end_reason = end.reason
+    if end.error is not None:
+        record.err_message = end.error
 
 
 def _take_issues(record: SessionRecord, output: SessionMedia) -> None:
@@ -678,10 +492,3 @@ def _take_issues(record: SessionRecord, output: SessionMedia) -> None:
     if output.segmenter.issues:
         record.issues = list(output.segmenter.issues)
         record.is_healthy = False
-
-
-def _await_recording(record: SessionRecord, settings: MediaSettings, playback_id: str) -> None:
-    """Mark the session's recording as on its way, with the URLs it will have."""
-    record.recording_status = "waiting"
-    record.recording_url = settings.recording_url(playback_id, record.id)
-    record.mp4_url = settings.mp4_url(playback_id, record.id)

@@ -3,7 +3,7 @@
 The session manager owns one :class:`SessionMedia` per session when HLS is on. Media
 messages are handed to a :class:`~sessions.hls.SegmenterWorker` (PyAV and disk work run
 in the shared executor, never on the event loop, all sessions' waiting media in one job
-through the settings' :class:`~sessions.hls.HandOver`); finished segments come back as
+through the manager's :class:`~sessions.hls.HandOver`); finished segments come back as
 :class:`~sessions.hls.SegmentInfo` for the ledger; at the end the last segment is closed,
 the playlists get ``#EXT-X-ENDLIST``, and a recorded session's MP4 is made in the
 background.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -35,11 +35,6 @@ class MediaSettings:
     #: Most seconds an unrecorded session's last window stays on disk after it ends
     #: (see :mod:`sessions.media_cleanup`).
     max_linger: float = 30.0
-    #: Carries the sessions' waiting media to ``executor``, many sessions in one job.
-    handover: HandOver = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "handover", HandOver(self.executor))
 
     def folder(self, playback_id: str, session_id: str) -> Path:
         return self.root / playback_id / session_id
@@ -61,6 +56,7 @@ class SessionMedia:
     def __init__(
         self,
         settings: MediaSettings,
+        handover: HandOver,
         playback_id: str,
         session_id: str,
         *,
@@ -78,7 +74,7 @@ class SessionMedia:
             keep_all=record,
             session_id=session_id,
         )
-        self.worker = SegmenterWorker(self.segmenter, settings.handover, on_segments)
+        self.worker = SegmenterWorker(self.segmenter, handover, on_segments)
         #: Hands one media message to the segmenter (per message: the worker's own method,
         #: no call in between).
         self.feed = self.worker.feed

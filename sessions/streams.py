@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from sessions.profiles import Profile, check_profiles, profiles_to_json
+from ingest.profiles import Profile, check_profiles, profiles_to_json
 from storage import Store
 from storage.models import StreamRecord, hash_key
 
@@ -87,7 +87,7 @@ class Streams:
         profiles: Iterable[Mapping[str, Any] | Profile] = (),
     ) -> tuple[StreamRecord, str]:
         """A new stream and its key (the only time the key is available). Raises
-        :class:`InvalidName` or :class:`~sessions.profiles.ProfileError`."""
+        :class:`InvalidName` or :class:`~ingest.profiles.ProfileError`."""
         name = check_name(name)
         ladder = profiles_to_json(check_profiles(profiles))
         key = new_stream_key()
@@ -118,7 +118,7 @@ class Streams:
     ) -> StreamRecord | None:
         """Change the given fields (``profiles=[]`` removes them all); the next session
         of the stream uses its profiles. Raises :class:`InvalidName` or
-        :class:`~sessions.profiles.ProfileError` before anything is changed."""
+        :class:`~ingest.profiles.ProfileError` before anything is changed."""
         name = None if name is None else check_name(name)
         ladder = None if profiles is None else profiles_to_json(check_profiles(profiles))
         return await self.store.update_stream(

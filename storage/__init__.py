@@ -2,8 +2,8 @@
 
 from .base import retryable
 from .models import (
-    END_REASONS,
     Analytics,
+    EndReason,
     EventRecord,
     SessionRecord,
     SessionStatus,
@@ -14,8 +14,8 @@ from .models import (
 from .store import Store, StreamNameTaken
 
 __all__ = [
-    "END_REASONS",
     "Analytics",
+    "EndReason",
     "EventRecord",
     "SessionRecord",
     "SessionStatus",

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from .base import StoreBase, check_page, created_range, where_sql
-from .models import Analytics, SessionRecord, SessionStatus
+from .models import Analytics, EndReason, SessionRecord, SessionStatus
 from .rows import (
     SESSION_COLUMNS,
     SESSION_FLUSH_COLUMNS,
@@ -120,7 +120,7 @@ class LedgerQueries(StoreBase):
         return session_from_row(rows[0]) if rows else None
 
     async def close_open_sessions(
-        self, *, reason: str, now: float, ids: Sequence[str] | None = None
+        self, *, reason: EndReason, now: float, ids: Sequence[str] | None = None
     ) -> list[SessionRecord]:
         """End every session still live (start-up after a crash), or only those of
         ``ids`` that are (a worker process died). A session ends at its last flushed

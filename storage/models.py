@@ -8,22 +8,32 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 SessionStatus = Literal["live", "ended"]
 
-#: Every way a session can end (design: "Every session ends exactly once with an end_reason").
-END_REASONS = (
-    "unpublished",
-    "disconnected",
-    "timeout",
-    "replaced",
-    "kicked",
-    "key_disabled",
-    "shutdown",
-    "server_restart",
-    "error",
-)
+
+class EndReason(StrEnum):
+    """Every way a session can end (design: "Every session ends exactly once with an
+    end_reason"); stored and shown as these strings."""
+
+    #: The encoder said it stopped (``FCUnpublish``, ``deleteStream``, ``closeStream``).
+    UNPUBLISHED = "unpublished"
+    #: The connection closed or reset, or the peer broke the protocol.
+    DISCONNECTED = "disconnected"
+    #: Nothing arrived for ``rtmp.idle_timeout`` seconds.
+    TIMEOUT = "timeout"
+    #: A new publisher took the stream over.
+    REPLACED = "replaced"
+    #: An operator ended it.
+    KICKED = "kicked"
+    #: The stream was disabled or deleted while live.
+    KEY_DISABLED = "key_disabled"
+    #: The server stopped.
+    SHUTDOWN = "shutdown"
+    #: The server (or the worker process that had it) died; closed at its last flush.
+    SERVER_RESTART = "server_restart"
 
 
 def hash_key(key: str) -> str:
@@ -75,7 +85,7 @@ class SessionRecord:
     updated_at: float
     status: SessionStatus = "live"
     ended_at: float | None = None
-    end_reason: str | None = None
+    end_reason: EndReason | None = None
     err_message: str | None = None
     remote_addr: str = ""
     encoder: str | None = None

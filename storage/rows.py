@@ -14,7 +14,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Final
 
-from .models import EventRecord, SessionRecord, StreamRecord, TargetRecord
+from .models import EndReason, EventRecord, SessionRecord, StreamRecord, TargetRecord
 
 #: Every column of ``sessions``, in the order of the dataclass fields.
 SESSION_COLUMNS: Final = tuple(f.name for f in fields(SessionRecord))
@@ -108,6 +108,8 @@ def session_from_row(row: sqlite3.Row) -> SessionRecord:
             values[i] = json.loads(values[i])
         elif column in _BOOL_COLUMNS:
             values[i] = bool(values[i])
+        elif column == "end_reason" and values[i] is not None:
+            values[i] = EndReason(values[i])
     return SessionRecord(*values)
 
 

@@ -16,10 +16,8 @@ from typing import Any, Final
 
 import aiosqlite
 
-from .base import check_page, where_sql
 from .ledger import LedgerQueries
-from .models import EventRecord
-from .rows import EVENT_COLUMNS, SEGMENT_COLUMNS, column_list, event_from_row, segment_from_row
+from .rows import SEGMENT_COLUMNS, column_list, segment_from_row
 from .schema import migrate
 from .streams import StreamNameTaken, StreamQueries
 from .targets import TargetQueries
@@ -156,34 +154,6 @@ class Store(StreamQueries, LedgerQueries, TargetQueries):
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (at, kind, stream_id, session_id, remote_addr, reason),
             )
-
-    async def list_events(
-        self,
-        *,
-        kind: str | None = None,
-        remote_addr: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-    ) -> list[EventRecord]:
-        """The newest events first; ``since`` is inclusive."""
-        check_page(0, limit)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if kind is not None:
-            clauses.append("kind = ?")
-            params.append(kind)
-        if remote_addr is not None:
-            clauses.append("remote_addr = ?")
-            params.append(remote_addr)
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(since)
-        rows = await self._fetch(
-            f"SELECT {column_list(EVENT_COLUMNS)} FROM events{where_sql(clauses)}"
-            " ORDER BY at DESC, id DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [event_from_row(r) for r in rows]
 
 
 async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:

@@ -180,13 +180,6 @@ class StreamQueries(StoreBase):
             )
         return bool(list(rows))
 
-    async def set_stream_last_seen(self, stream_id: str, last_seen: float) -> None:
-        async with self._statement() as conn:
-            await conn.execute_fetchall(
-                "UPDATE streams SET last_seen = ? WHERE id = ? AND deleted_at IS NULL",
-                (last_seen, stream_id),
-            )
-
 
 def _json(profiles: list[dict[str, Any]]) -> str:
     return json.dumps(profiles, separators=(",", ":"))

@@ -150,6 +150,7 @@ def test_example_config_is_valid() -> None:
     assert config.storage.data_dir == "/var/lib/rtmp-ingest"
 
 
+@pytest.mark.slow
 def test_systemd_analyze_verify(unit_dir: Path) -> None:
     proc = subprocess.run(
         [_systemd_analyze(), "verify", "--man=no", *(str(unit_dir / n) for n in UNITS)],
@@ -166,6 +167,7 @@ def test_systemd_analyze_verify(unit_dir: Path) -> None:
     assert not complaints, output
 
 
+@pytest.mark.slow
 def test_systemd_analyze_security(unit_dir: Path) -> None:
     proc = subprocess.run(
         [_systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit_dir / SERVICE)],
@@ -230,6 +232,7 @@ def _options(command: list[str], flag: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow
 def test_both_readmes_give_the_same_cli_command_and_it_matches_the_service(
     tmp_path: Path,
 ) -> None:

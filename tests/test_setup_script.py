@@ -56,6 +56,7 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
     assert _ci_commands() == _readme_test_commands()
 
 
+@pytest.mark.slow
 def test_the_script_is_executable_and_parses() -> None:
     assert SCRIPT.stat().st_mode & stat.S_IXUSR
     assert (ROOT / ".ci" / "run").stat().st_mode & stat.S_IXUSR
@@ -87,6 +88,7 @@ def bare_checkout() -> Iterator[Path]:
         yield top
 
 
+@pytest.mark.slow
 def test_missing_packages_without_root_or_sudo_are_named_and_nothing_is_made(
     bare_checkout: Path,
 ) -> None:

@@ -15,9 +15,10 @@ from .audio import parse_audio
 from .packets import AudioKind, AudioPacket, FlvError, VideoKind, VideoPacket
 from .timestamps import TimestampUnwrapper
 from .track import TrackInfo, parse_audio_config, parse_video_config
-from .video import parse_video
+from .video import KEYFRAME_FIRST_BYTES, is_keyframe, parse_video
 
 __all__ = [
+    "KEYFRAME_FIRST_BYTES",
     "AudioKind",
     "AudioPacket",
     "FlvError",
@@ -25,6 +26,7 @@ __all__ = [
     "TrackInfo",
     "VideoKind",
     "VideoPacket",
+    "is_keyframe",
     "parse_audio",
     "parse_audio_config",
     "parse_video",

@@ -18,7 +18,7 @@ from typing import Any
 from ingest.rtmp import messages as m
 from ingest.rtmp.chunks import ChunkReader, ChunkWriter, Message
 from ingest.rtmp.errors import LocalProtocolError, RemoteProtocolError
-from ingest.rtmp.events import NEED_DATA, ConnectionTerminated, Event, _NeedData
+from ingest.rtmp.events import NEED_DATA, ConnectionTerminated, EndCause, Event, _NeedData
 from ingest.rtmp.limits import Limits
 
 Clock = Callable[[], float]
@@ -70,7 +70,7 @@ class RtmpConnection:
         try:
             self.reader.feed(data)
         except RemoteProtocolError as exc:
-            self._terminate("protocol_error", str(exc))
+            self._terminate(EndCause.PROTOCOL_ERROR, str(exc))
             return
         if self._ack_window and self.bytes_received - self._acked >= self._ack_window:
             self._acked = self.bytes_received
@@ -86,16 +86,18 @@ class RtmpConnection:
                 if not self._eof:
                     return NEED_DATA
                 # The peer left while we were deciding: nothing left to decide.
-                self._terminate("closed_by_peer", "peer closed the connection during a request")
+                self._terminate(
+                    EndCause.CLOSED_BY_PEER, "peer closed the connection during a request"
+                )
                 break
             try:
                 progressed = self._step()
             except RemoteProtocolError as exc:
-                self._terminate("protocol_error", str(exc))
+                self._terminate(EndCause.PROTOCOL_ERROR, str(exc))
                 break
             if not progressed:
                 if self._eof:
-                    self._terminate("closed_by_peer", self._eof_reason())
+                    self._terminate(EndCause.CLOSED_BY_PEER, self._eof_reason())
                     break
                 return NEED_DATA
         return events.popleft()
@@ -126,16 +128,16 @@ class RtmpConnection:
         if not self.handshake_done:
             if now >= self._started + self.limits.handshake_timeout:
                 self._terminate(
-                    "handshake_timeout",
+                    EndCause.HANDSHAKE_TIMEOUT,
                     f"handshake not finished within {self.limits.handshake_timeout:g}s",
                 )
         elif self.idle_timeout is not None and now >= self._last_receive + self.idle_timeout:
-            self._terminate("idle_timeout", f"no data for {self.idle_timeout:g}s")
+            self._terminate(EndCause.IDLE_TIMEOUT, f"no data for {self.idle_timeout:g}s")
 
     def close(self, reason: str = "closed locally") -> None:
         """End the connection from this side; emits :class:`ConnectionTerminated`."""
         if not self.closed:
-            self._terminate("closed_locally", reason)
+            self._terminate(EndCause.CLOSED_LOCALLY, reason)
 
     @property
     def unparsed_bytes(self) -> int:
@@ -209,7 +211,7 @@ class RtmpConnection:
         self._send(m.CSID_CONTROL, m.SET_CHUNK_SIZE, 0, 0, m.u32(size))
         self.writer.chunk_size = size
 
-    def _terminate(self, cause: str, reason: str) -> None:
+    def _terminate(self, cause: EndCause, reason: str) -> None:
         self.closed = True
         self._events.append(ConnectionTerminated(cause, reason))
         # Drop parse state so a dead connection holds no memory.

@@ -8,7 +8,11 @@ The server role emits the ``*Requested`` events and waits for the caller to answ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+from ingest.rtmp.messages import AUDIO as AUDIO
+from ingest.rtmp.messages import VIDEO as VIDEO
 
 
 class Event:
@@ -84,11 +88,11 @@ class MediaReceived(Event):
 
     @property
     def is_video(self) -> bool:
-        return self.message_type == 9
+        return self.message_type == VIDEO
 
     @property
     def is_audio(self) -> bool:
-        return self.message_type == 8
+        return self.message_type == AUDIO
 
 
 _new = object.__new__
@@ -130,40 +134,52 @@ class Unpublished(Event):
     command: str
 
 
+class EndCause(StrEnum):
+    """Why a publish ended, as the listener tells its sink: how the connection ended (the
+    ``cause`` of :class:`ConnectionTerminated`), or that the publisher said it stopped."""
+
+    #: The peer closed the connection (EOF or reset).
+    CLOSED_BY_PEER = "closed_by_peer"
+    #: The handshake, the deadline for publishing or the idle read timeout passed.
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    PUBLISH_TIMEOUT = "publish_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    #: The peer broke the protocol or a limit.
+    PROTOCOL_ERROR = "protocol_error"
+    #: A connect or publish was rejected.
+    REJECTED = "rejected"
+    #: The local side closed it.
+    CLOSED_LOCALLY = "closed_locally"
+    #: The publisher sent ``FCUnpublish``, ``deleteStream`` or ``closeStream`` (an
+    #: :class:`Unpublished` event; never the cause of a :class:`ConnectionTerminated`).
+    UNPUBLISHED = "unpublished"
+
+
+#: The causes that mean the peer misbehaved or missed a deadline.
+_ERROR_CAUSES = frozenset(
+    {
+        EndCause.PROTOCOL_ERROR,
+        EndCause.HANDSHAKE_TIMEOUT,
+        EndCause.PUBLISH_TIMEOUT,
+        EndCause.IDLE_TIMEOUT,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionTerminated(Event):
     """The connection is over; the caller should send what is left and close the socket.
 
-    ``cause`` is one of :data:`TERMINATION_CAUSES`; ``reason`` says what happened, in words
-    fit for a log line.
+    ``reason`` says what happened, in words fit for a log line.
     """
 
-    cause: str
+    cause: EndCause
     reason: str
 
     @property
     def error(self) -> bool:
         """True when the peer broke the protocol, hit a limit or missed a deadline."""
-        return self.cause in (
-            "protocol_error",
-            "handshake_timeout",
-            "publish_timeout",
-            "idle_timeout",
-        )
-
-
-#: Why a connection ended: the peer closed it (EOF or reset); the handshake deadline, the
-#: deadline for publishing or the idle read timeout passed; the peer broke the protocol or a
-#: limit; a connect or publish was rejected; the local side closed it.
-TERMINATION_CAUSES = (
-    "closed_by_peer",
-    "handshake_timeout",
-    "publish_timeout",
-    "idle_timeout",
-    "protocol_error",
-    "rejected",
-    "closed_locally",
-)
+        return self.cause in _ERROR_CAUSES
 
 
 # --- client role -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ingest.rtmp.connection import RtmpConnection
 from ingest.rtmp.errors import LocalProtocolError, RemoteProtocolError
 from ingest.rtmp.events import (
     ConnectRequested,
+    EndCause,
     HandshakeCompleted,
     MediaReceived,
     MetadataReceived,
@@ -123,7 +124,7 @@ class ServerConnection(RtmpConnection):
         self._expect(ServerState.CONNECT_PENDING, "reject_connect")
         info = m.status_info("error", "NetConnection.Connect.Rejected", description)
         self._send_command(m.CSID_COMMAND, 0, "_error", self._connect_txn, None, info)
-        self._terminate("rejected", f"connect rejected: {description}")
+        self._terminate(EndCause.REJECTED, f"connect rejected: {description}")
 
     def accept_publish(self) -> None:
         """Start the pending publish: ``NetStream.Publish.Start``; media events follow."""
@@ -151,7 +152,7 @@ class ServerConnection(RtmpConnection):
         if code not in REJECT_CODES:
             raise LocalProtocolError(f"{code!r} is not a status publishers treat as refusal")
         self._send_status_error(self.publish_stream_id, code, description)
-        self._terminate("rejected", f"publish rejected: {code}")
+        self._terminate(EndCause.REJECTED, f"publish rejected: {code}")
 
     # -- deadlines ----------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class ServerConnection(RtmpConnection):
         deadline = self._publish_deadline
         if deadline is not None and now >= deadline and not self.closed:
             self._terminate(
-                "publish_timeout",
+                EndCause.PUBLISH_TIMEOUT,
                 f"not publishing within {self.limits.publish_timeout:g}s of connecting",
             )
             return

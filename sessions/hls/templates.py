@@ -21,6 +21,8 @@ from typing import Literal
 import av
 import av.container
 
+from ingest.rtmp.events import AUDIO, VIDEO
+
 __all__ = [
     "FMP4_AUDIO",
     "FMP4_VIDEO",
@@ -44,9 +46,6 @@ FMP4_VIDEO = frozenset({"h264", "hevc", "av1", "vp9"})
 FMP4_AUDIO = frozenset({"aac", "mp3", "opus", "flac", "ac3", "eac3"})
 #: Codecs whose frames cannot be understood without a sequence header first.
 NEEDS_CONFIG = frozenset({"h264", "hevc", "av1", "vp9", "aac", "opus", "flac"})
-
-_VIDEO = 9
-_AUDIO = 8
 
 
 class TemplateError(Exception):
@@ -97,7 +96,7 @@ def build_flv(tracks: list[TrackSetup]) -> bytes:
     """An FLV file holding each track's sequence header then its first frame, at 0 ms."""
     flags = 0
     for track in tracks:
-        flags |= 0x04 if track.message_type == _AUDIO else 0x01
+        flags |= 0x04 if track.message_type == AUDIO else 0x01
     parts = [b"FLV\x01", bytes((flags,)), (9).to_bytes(4, "big"), bytes(4)]
     for track in tracks:
         if track.config_tag is not None:
@@ -125,8 +124,8 @@ def open_templates(tracks: list[TrackSetup]) -> Templates:
         elif isinstance(stream, av.AudioStream) and audio is None:
             audio = stream
     wanted = {track.message_type for track in tracks}
-    missing = (_VIDEO in wanted and (video is None or not video.codec_context.width)) or (
-        _AUDIO in wanted and (audio is None or not audio.codec_context.sample_rate)
+    missing = (VIDEO in wanted and (video is None or not video.codec_context.width)) or (
+        AUDIO in wanted and (audio is None or not audio.codec_context.sample_rate)
     )
     if missing:
         container.close()

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ingest.rtmp.events import AUDIO, VIDEO
+
 from .templates import FMP4_AUDIO, FMP4_VIDEO
 
 __all__ = ["AUDIO", "DEFAULT_FRAME_MS", "VIDEO", "Frame", "IssueLog", "Track", "supported"]
 
-AUDIO = 8
-VIDEO = 9
 #: Frame durations assumed before two frames of a track have been seen.
 DEFAULT_FRAME_MS = {AUDIO: 21, VIDEO: 33}
 _ISSUES_PER_CODE = 20

@@ -24,7 +24,9 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 
+from ingest.flv import KEYFRAME_FIRST_BYTES
 from ingest.logs import log_event
+from ingest.rtmp.events import VIDEO
 
 from .playlist import SegmentInfo
 from .segmenter import Packets, Segmenter
@@ -35,17 +37,13 @@ logger = logging.getLogger(__name__)
 
 _Message = tuple[int, int, bytes, float, Packets | None]
 _Job = list[tuple["SegmenterWorker", list[_Message]]]
-_VIDEO = 9
-
-
-def _is_keyframe(first_byte: int) -> bool:
-    """Frame type 1 (key) in a legacy or an Enhanced RTMP video tag header."""
-    frame_type = (first_byte >> 4) & (0x07 if first_byte & 0x80 else 0x0F)
-    return frame_type == 1
 
 
 class HandOver:
-    """Takes the pending messages of every waiting session to the executor in one job."""
+    """Takes the pending messages of every waiting session to the executor in one job.
+
+    It owns which sessions wait for a job and when the next job goes; each session's
+    :class:`SegmenterWorker` owns its messages and flags, and is asked for them."""
 
     def __init__(self, executor: concurrent.futures.Executor, *, batch_delay: float = 0.25):
         self.executor = executor
@@ -58,7 +56,6 @@ class HandOver:
 
     def wait(self, worker: SegmenterWorker) -> None:
         """``worker`` has pending messages and no batch out: take them with the next job."""
-        worker._waiting = True
         self._waiting.append(worker)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.batch_delay, self._run_all)
@@ -70,15 +67,14 @@ class HandOver:
             self._soon = asyncio.get_running_loop().call_soon(self._run_urgent)
 
     def forget(self, worker: SegmenterWorker) -> None:
-        if worker._waiting:
-            worker._waiting = False
-            self._waiting.remove(worker)
+        """``worker`` no longer waits (it is finishing)."""
+        self._waiting.remove(worker)
 
     def _run_urgent(self) -> None:
         self._soon = None
-        urgent = [w for w in self._waiting if w._urgent]
+        urgent = [w for w in self._waiting if w.urgent]
         if urgent:
-            self._waiting = [w for w in self._waiting if not w._urgent]
+            self._waiting = [w for w in self._waiting if not w.urgent]
             self._give(urgent)
 
     def _run_all(self) -> None:
@@ -88,14 +84,10 @@ class HandOver:
             self._give(waiting)
 
     def _give(self, workers: list[SegmenterWorker]) -> None:
-        job: _Job = []
-        for worker in workers:
-            job.append((worker, worker._pending))
-            worker._pending = []
-            worker._waiting = worker._urgent = worker._overloaded = False
+        job: _Job = [(worker, worker.take()) for worker in workers]
         out = asyncio.get_running_loop().run_in_executor(self.executor, _run_job, job)
         for worker in workers:
-            worker._out = out
+            worker.sent(out)
         out.add_done_callback(lambda done: self._done(job, done))
         self.jobs += 1
 
@@ -108,41 +100,14 @@ class HandOver:
         else:
             results = out.result()
         for worker, _ in job:
-            worker._out = None
+            worker.sent(None)
         for (worker, _), segments in zip(job, results, strict=True):
-            if segments:
-                try:
-                    worker._on_segments(segments)
-                except Exception as exc:
-                    log_event(logger, logging.ERROR, "segments_not_counted", exc_info=exc)
-            if worker._pending and not worker._finished:
-                self.wait(worker)
-                if worker._urgent:
-                    self.hurry()
+            worker.returned(segments)
 
 
 def _run_job(job: _Job) -> list[list[SegmentInfo]]:
-    """In the executor: every batch of the job, each session's messages in order. One
-    session's failure is recorded on its segmenter, which takes no more media, and does
-    not stop the others."""
-    results: list[list[SegmentInfo]] = []
-    for worker, batch in job:
-        done: list[SegmentInfo] = []
-        results.append(done)
-        if worker.failed:
-            worker.dropped += len(batch)
-            continue
-        add = worker.segmenter.add
-        try:
-            for message_type, timestamp, payload, arrival, packets in batch:
-                done.extend(add(message_type, timestamp, payload, arrival, packets))
-        except Exception as exc:
-            worker.failed = True
-            log_event(logger, logging.ERROR, "segmenter_failed", exc_info=exc)
-            worker.segmenter.record_issue(
-                "segmenter_failed", f"segmenting failed: {type(exc).__name__}"
-            )
-    return results
+    """In the executor: every batch of the job, each session's messages in order."""
+    return [worker.segment(batch) for worker, batch in job]
 
 
 class SegmenterWorker:
@@ -163,6 +128,7 @@ class SegmenterWorker:
         self._pending: list[_Message] = []
         #: The job carrying this session's batch, while it is out.
         self._out: asyncio.Future[list[list[SegmentInfo]]] | None = None
+        #: Whether the hand-over has this session among those waiting for a job.
         self._waiting = False
         self._urgent = False
         self._overloaded = False
@@ -170,6 +136,11 @@ class SegmenterWorker:
         #: Set (in the executor) when the segmenter raised; its media is dropped after.
         self.failed = False
         self.dropped = 0
+
+    @property
+    def urgent(self) -> bool:
+        """Whether a video keyframe (which may complete a segment) is waiting."""
+        return self._urgent
 
     def feed(
         self,
@@ -196,15 +167,66 @@ class SegmenterWorker:
                     self._record_overload(span)
                 return
         pending.append((message_type, timestamp, payload, arrival, packets))
-        if message_type == _VIDEO and payload and _is_keyframe(payload[0]):
+        if message_type == VIDEO and payload and payload[0] in KEYFRAME_FIRST_BYTES:
             # A keyframe may complete a segment: no waiting for the timer.
             self._urgent = True
             if self._out is None:
                 if not self._waiting:
-                    self._handover.wait(self)
+                    self._wait()
                 self._handover.hurry()
         elif not self._waiting and self._out is None:
-            self._handover.wait(self)
+            self._wait()
+
+    def _wait(self) -> None:
+        self._waiting = True
+        self._handover.wait(self)
+
+    # -- what the hand-over asks ---------------------------------------------------------
+
+    def take(self) -> list[_Message]:
+        """The messages waiting, for a job; the session waits no more."""
+        batch, self._pending = self._pending, []
+        self._waiting = self._urgent = self._overloaded = False
+        return batch
+
+    def sent(self, out: asyncio.Future[list[list[SegmentInfo]]] | None) -> None:
+        """The job carrying this session's batch (None: it came back)."""
+        self._out = out
+
+    def segment(self, batch: list[_Message]) -> list[SegmentInfo]:
+        """In the executor: segment ``batch`` in order. A failure is recorded on the
+        segmenter, which takes no more media (and does not stop the job's other
+        sessions)."""
+        done: list[SegmentInfo] = []
+        if self.failed:
+            self.dropped += len(batch)
+            return done
+        add = self.segmenter.add
+        try:
+            for message_type, timestamp, payload, arrival, packets in batch:
+                done.extend(add(message_type, timestamp, payload, arrival, packets))
+        except Exception as exc:
+            self.failed = True
+            log_event(logger, logging.ERROR, "segmenter_failed", exc_info=exc)
+            self.segmenter.record_issue(
+                "segmenter_failed", f"segmenting failed: {type(exc).__name__}"
+            )
+        return done
+
+    def returned(self, segments: list[SegmentInfo]) -> None:
+        """This session's batch came back with ``segments``: count them, and wait for the
+        next job if more arrived meanwhile."""
+        if segments:
+            try:
+                self._on_segments(segments)
+            except Exception as exc:
+                log_event(logger, logging.ERROR, "segments_not_counted", exc_info=exc)
+        if self._pending and not self._finished:
+            self._wait()
+            if self._urgent:
+                self._handover.hurry()
+
+    # -- the end ----------------------------------------------------------------------
 
     async def finish(self) -> list[SegmentInfo]:
         """Wait for the batch that is out, then segment what is left and finish the
@@ -212,7 +234,9 @@ class SegmenterWorker:
         if self._finished:
             return []
         self._finished = True
-        self._handover.forget(self)
+        if self._waiting:
+            self._waiting = False
+            self._handover.forget(self)
         while (out := self._out) is not None:
             if out.done():
                 await asyncio.sleep(0)  # its done callback, which clears _out, is queued
@@ -226,8 +250,7 @@ class SegmenterWorker:
         return segments
 
     def _last(self, batch: list[_Message]) -> list[SegmentInfo]:
-        done = _run_job([(self, batch)])[0]
-        return done + self.segmenter.finish()
+        return self.segment(batch) + self.segmenter.finish()
 
     def _record_overload(self, span: int) -> None:
         self.segmenter.record_issue(

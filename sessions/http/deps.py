@@ -22,6 +22,7 @@ from storage import Store
 from storage.base import MAX_LIMIT, MAX_OFFSET
 from storage.models import SessionRecord, StreamRecord
 
+#: Items per page when a list asks for no ``limit`` (the command line's too).
 DEFAULT_LIMIT = 50
 
 

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
+from ingest.profiles import DuplicateProfileName, ProfileError
 from sessions.http import schemas
 from sessions.http.deps import ApiContext, Context, PagingParams
 from sessions.http.errors import ApiError, not_found
 from sessions.http.routes_sessions import StatusFilter, session_page, session_views
 from sessions.http.views import stream_view, stream_with_key_view
-from sessions.profiles import DuplicateProfileName, ProfileError
 from sessions.streams import InvalidName
 from storage import StreamNameTaken
 from storage.models import StreamRecord

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from ingest import profiles as rules
 from ingest.rtmp.url import MAX_LENGTH as MAX_URL_LENGTH
 from ingest.rtmp.url import URL_PATTERN
-from sessions import profiles as rules
 from sessions.streams import MAX_NAME_LENGTH, NAME_PATTERN
 
 _TIME = "ISO 8601 UTC with milliseconds, e.g. 2026-11-21T19:24:10.123Z"

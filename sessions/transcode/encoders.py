@@ -25,7 +25,7 @@ import av
 import av.container
 import av.logging
 
-from sessions.profiles import Profile
+from ingest.profiles import Profile
 
 __all__ = ["EncoderChoice", "choose_encoder", "nvenc_problem", "open_encoder"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
+from ingest.profiles import Profile
 from sessions.hls import SegmentInfo
-from sessions.profiles import Profile
 
 __all__ = [
     "Cut",

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import av
 
+from ingest.profiles import Profile
 from sessions.hls.templates import SegmentFormat, TemplateError
 from sessions.hls.tracks import IssueLog
-from sessions.profiles import Profile
 
 from .audio import SessionAudio
 from .interface import (

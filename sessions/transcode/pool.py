@@ -32,8 +32,8 @@ from typing import Any
 
 from ingest.config import LogConfig, TranscodeConfig
 from ingest.logs import log_event
+from ingest.profiles import Profile
 from sessions.hls.tracks import IssueLog
-from sessions.profiles import Profile
 from sessions.recording import close_playlists, remove_partial_files
 
 from .encoders import choose_encoder

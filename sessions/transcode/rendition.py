@@ -30,12 +30,12 @@ import av.container
 import av.video.reformatter
 from av.video.frame import PictureType
 
+from ingest.profiles import Profile
 from sessions.hls.codecs import audio_codec_string, codecs_attribute, video_codec_string
 from sessions.hls.files import SegmentFiles
 from sessions.hls.playlist import SegmentInfo
 from sessions.hls.templates import SegmentFormat, Templates
 from sessions.hls.tracks import IssueLog
-from sessions.profiles import Profile
 
 from .audio import AudioPacket, SessionAudio
 from .encoders import open_encoder

@@ -30,7 +30,7 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         store=stack.store,
         streams=stack.streams,
-        live=stack.manager,
+        live=stack.owner,
         config=Config(),
         admin_token="e2e-token",
         is_ready=lambda: True,
@@ -46,6 +46,7 @@ async def _until(predicate: object, timeout: float = 15.0) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_publish_then_read_the_session_over_the_api(
     stack: Stack, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -86,6 +87,7 @@ async def test_publish_then_read_the_session_over_the_api(
     assert key not in everything
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", ["kick", "disable"])
 async def test_kick_and_disable_through_the_api(
     stack: Stack, api: httpx.AsyncClient, tmp_path: Path, action: str

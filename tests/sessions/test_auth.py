@@ -12,7 +12,7 @@ from sessions.auth import KeyAuthorizer, address_of
 from sessions.streams import Streams
 from sessions.writes import StoreWrites
 from storage import Store
-from tests.rtmp.wire import FakeClock
+from tests.ingest.rtmp.wire import FakeClock
 
 
 def attempt(key: str, remote: str = "192.0.2.7:50000") -> PublishAttempt:

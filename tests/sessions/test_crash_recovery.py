@@ -9,22 +9,25 @@ import time
 from pathlib import Path
 
 import av
+import pytest
 
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import Store
+from tests.support.events import events
 from tests.support.media import start_ffmpeg
-from tests.test_cli import _config, _start_server
+from tests.support.server import serve_config, start_server
 
 
+@pytest.mark.slow
 async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = serve_config(tmp_path)
     database = tmp_path / "data" / "rtmp-ingest.db"
     store = await Store.open(database)
     stream, key = await Streams(store).create("cam", record=True)
     await store.close()
 
-    server, port, _ = await _start_server(config)
+    server, port, _ = await start_server(config)
     source = make_flv(tmp_path / "clip.flv", seconds=30)
     publisher = await start_ffmpeg(
         source, f"rtmp://127.0.0.1:{port}/live/{key}", realtime=True, quiet=True
@@ -35,7 +38,7 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
     await server.wait()
     await asyncio.wait_for(publisher.wait(), 20)  # the publisher sees the socket die
 
-    restarted, _, _ = await _start_server(config)
+    restarted, _, _ = await start_server(config)
     restarted.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(restarted.wait(), 20) == 0
 
@@ -51,7 +54,7 @@ async def test_server_killed_mid_session_recovers_it_as_server_restart(tmp_path:
         assert killed_at - 2.0 <= session.ended_at <= killed_at
         assert session.duration > 1.5
         assert session.bytes_received > 0
-        kinds = {e.kind for e in await store.list_events()}
+        kinds = {e.kind for e in await events(store)}
         assert {"publish_accepted", "session_started"} <= kinds
         # Every segment finished before the crash is on disk and in the ledger, and the
         # recording was finished at the restart: playlists closed, MP4 made.

@@ -20,10 +20,11 @@ import pytest
 from bench.media import make_flv
 from sessions.streams import Streams
 from storage import SessionRecord, Store
+from tests.ingest.server.test_workers import Server, running
+from tests.support.events import events
 from tests.support.faults import FullDisk
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.stack import Stack, start_stack
-from tests.test_workers import Server, running
 
 #: A locked database fails a write after this long (the default is 5 s); then it is retried.
 BUSY_TIMEOUT = "0.05"
@@ -73,6 +74,7 @@ async def _stop(server: Server) -> None:
     assert await asyncio.wait_for(server.proc.wait(), 30) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_a_session_published_while_the_database_is_locked_lands_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int
@@ -120,10 +122,11 @@ async def test_a_session_published_while_the_database_is_locked_lands_whole(
         segments = await store.list_segments(session["id"])
         assert len(segments) == session["source_segments"]
         assert [s["sequence"] for s in segments] == list(range(len(segments)))
-        kinds = [e.kind for e in reversed(await store.list_events())]
+        kinds = [e.kind for e in reversed(await events(store))]
         assert kinds == ["publish_accepted", "session_started", "session_ended"]
 
 
+@pytest.mark.slow
 async def test_a_server_started_on_a_locked_database_waits_for_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,6 +176,7 @@ async def test_a_server_started_on_a_locked_database_waits_for_it(
         assert session.end_reason == "server_restart" and session.ended_at == 160.0
 
 
+@pytest.mark.slow
 async def test_killed_with_the_end_queued_the_next_start_ends_it_at_its_last_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,6 +241,7 @@ def _fields(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]
     return [r.fields for r in caplog.records if r.getMessage() == event]  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 async def test_a_session_published_while_the_database_is_full_ends_with_its_final_counters(
     stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -288,12 +293,13 @@ async def test_a_session_published_while_the_database_is_full_ends_with_its_fina
     assert session.duration == ended["duration"]
     segments = await store.list_segments(session.id)
     assert len(segments) == session.source_segments >= 1
-    kinds = {e.kind for e in await store.list_events(limit=1000)}
+    kinds = {e.kind for e in await events(store, limit=1000)}
     assert {"publish_accepted", "session_started", "session_ended"} <= kinds
     assert _fields(caplog, "store_degraded") and _fields(caplog, "store_recovered")
     assert writes.dropped == 0
 
 
+@pytest.mark.slow
 async def test_a_full_disk_under_the_segments_skips_them_and_the_session_goes_on(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

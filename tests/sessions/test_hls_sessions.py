@@ -85,6 +85,7 @@ def _decodes(path: Path) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("clip", "publisher"),
     [
@@ -136,6 +137,7 @@ async def test_published_stream_is_segmented_exactly(
         assert all(s["duration"] > 4.9 for s in segments[:-1])
 
 
+@pytest.mark.slow
 async def test_recorded_session_gets_a_vod_playlist_and_an_mp4(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -162,6 +164,7 @@ async def test_recorded_session_gets_a_vod_playlist_and_an_mp4(
         assert abs(firsts["video"] - firsts["audio"]) <= 1024 / 48000
 
 
+@pytest.mark.slow
 async def test_recordings_past_retention_are_deleted(stack: Stack, tmp_path: Path) -> None:
     stream, key = await stack.streams.create("show", record=True)
     source = make_flv(tmp_path / "clip.flv", seconds=3)
@@ -181,6 +184,7 @@ async def test_recordings_past_retention_are_deleted(stack: Stack, tmp_path: Pat
     assert await stack.manager.sweep_recordings(1) == 0
 
 
+@pytest.mark.slow
 async def test_garbage_media_never_breaks_the_session_or_the_server(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -217,6 +221,7 @@ async def test_garbage_media_never_breaks_the_session_or_the_server(
     assert (stack.media_root / stream.playback_id / latest.id / "index.m3u8").is_file()
 
 
+@pytest.mark.slow
 async def test_a_kick_answers_after_the_end_is_stored(stack: Stack, tmp_path: Path) -> None:
     """With a segmenter to finish, the kick still returns only once the session reads as
     ended in the store."""
@@ -227,10 +232,10 @@ async def test_a_kick_answers_after_the_end_is_stored(stack: Stack, tmp_path: Pa
         make_flv(tmp_path / "clip.flv", seconds=20), stack.url(key), realtime=True, quiet=True
     )
     async with asyncio.timeout(15):
-        while (live := stack.manager.live_session(stream.id)) is None:
+        while (live := stack.owner.live_session(stream.id)) is None:
             await asyncio.sleep(0.05)
     await asyncio.sleep(2.5)
-    assert await stack.manager.kick(live.id)
+    assert await stack.owner.kick(live.id)
     stored = await stack.store.get_session(live.id)
     assert stored is not None
     assert (stored.status, stored.end_reason) == ("ended", "kicked")

@@ -18,6 +18,7 @@ import pytest
 from bench.media import make_flv, read_flv_tags
 from ingest.rtmp.events import StatusReceived
 from storage.models import SessionRecord
+from tests.support.events import events
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
@@ -43,7 +44,7 @@ async def _ended(stack: Stack, count: int = 1, timeout: float = 15.0) -> list[Se
 
 async def _live(stack: Stack, stream_id: str, timeout: float = 15.0) -> SessionRecord:
     async with asyncio.timeout(timeout):
-        while (record := stack.manager.live_session(stream_id)) is None:
+        while (record := stack.owner.live_session(stream_id)) is None:
             await asyncio.sleep(0.02)
     return record
 
@@ -62,6 +63,7 @@ def _span(source: Path) -> tuple[float, dict[int, int]]:
     return (max(stamps) - min(stamps)) / 1000, sizes
 
 
+@pytest.mark.slow
 async def test_ffmpeg_publish_makes_one_exact_session(stack: Stack, tmp_path: Path) -> None:
     stream, key = await stack.streams.create("cam")
     source = make_flv(tmp_path / "clip.flv", seconds=3, size=(640, 360), fps=30)
@@ -94,8 +96,8 @@ async def test_ffmpeg_publish_makes_one_exact_session(stack: Stack, tmp_path: Pa
     assert session.media_bytes == sizes[8] + sizes[9]
     assert session.bytes_received > session.media_bytes
     assert session.ingest_seconds == session.duration
-    events = await stack.store.list_events()
-    kinds = [e.kind for e in reversed(events)]
+    logged = await events(stack.store)
+    kinds = [e.kind for e in reversed(logged)]
     assert kinds == ["publish_accepted", "session_started", "session_ended"]
 
 
@@ -123,6 +125,7 @@ async def test_counts_every_byte_the_socket_carried(stack: Stack, tmp_path: Path
     pub.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill", "stop"])
 async def test_vanished_publisher(stack: Stack, tmp_path: Path, how: str) -> None:
     """An encoder killed outright ends as ``disconnected``; a frozen one (SIGSTOP, the
@@ -148,6 +151,7 @@ async def test_vanished_publisher(stack: Stack, tmp_path: Path, how: str) -> Non
     assert stopped_at - session.ended_at < 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", ["kick", "disable", "delete"])
 async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action: str) -> None:
     stream, key = await stack.streams.create("cam")
@@ -155,7 +159,7 @@ async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action
     proc = await _ffmpeg(source, stack.url(key))
     live = await _live(stack, stream.id)
     if action == "kick":
-        assert await stack.manager.kick(live.id)
+        assert await stack.owner.kick(live.id)
     elif action == "disable":
         await stack.streams.set_disabled(stream.id, True)
     else:
@@ -163,9 +167,10 @@ async def test_operator_ends_a_live_session(stack: Stack, tmp_path: Path, action
     assert await asyncio.wait_for(proc.wait(), 10) != 0
     (session,) = await _ended(stack)
     assert session.end_reason == ("kicked" if action == "kick" else "key_disabled")
-    assert not await stack.manager.kick(live.id)
+    assert not await stack.owner.kick(live.id)
 
 
+@pytest.mark.slow
 async def test_disabling_through_the_store_alone_ends_the_session(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -208,9 +213,10 @@ async def test_publish_without_media_leaves_no_session(stack: Stack) -> None:
     await asyncio.sleep(0.3)
     assert (await stack.store.list_sessions())[1] == 0
     await stack.authorizer.drain()
-    assert [e.kind for e in await stack.store.list_events()] == ["publish_accepted"]
+    assert [e.kind for e in await events(stack.store)] == ["publish_accepted"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["wrong", "disabled", "deleted"])
 async def test_refused_key(stack: Stack, tmp_path: Path, case: str) -> None:
     stream, key = await stack.streams.create("cam")
@@ -224,7 +230,7 @@ async def test_refused_key(stack: Stack, tmp_path: Path, case: str) -> None:
     assert rc != 0
     assert (await stack.store.list_sessions())[1] == 0
     await stack.authorizer.drain()
-    (event,) = await stack.store.list_events()
+    (event,) = await events(stack.store)
     assert event.kind == "publish_rejected"
     assert event.reason == ("stream is disabled" if case == "disabled" else "unknown stream key")
     assert event.remote_addr is not None and event.remote_addr.startswith("127.0.0.1:")
@@ -249,6 +255,6 @@ async def test_wrong_keys_from_one_address_are_throttled(stack: Stack) -> None:
     assert set(codes[:10]) == {"NetStream.Publish.BadName"}
     assert set(codes[10:]) == {"NetStream.Publish.Denied"}
     await stack.authorizer.drain()
-    events = await stack.store.list_events(limit=1000)
-    assert sum(e.kind == "publish_rejected" for e in events) == 10
-    assert sum(e.kind == "publish_throttled" for e in events) == 1
+    logged = await events(stack.store, limit=1000)
+    assert sum(e.kind == "publish_rejected" for e in logged) == 10
+    assert sum(e.kind == "publish_throttled" for e in logged) == 1

@@ -22,8 +22,8 @@ from storage import Store
 from storage.models import SessionRecord, StreamRecord
 from tests.sessions.test_recording_recovery import kill, settled, stalled_at
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
+from tests.support.server import serve_config, start_server
 from tests.support.stack import Stack, start_stack
-from tests.test_cli import _config, _start_server
 
 
 def _playlist(folder: Path, durations: list[float]) -> None:
@@ -73,6 +73,7 @@ async def _gone(path: Path) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -89,13 +90,13 @@ async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
         make_flv(tmp_path / "long.flv", seconds=30), stack.url(cam_key), realtime=True
     )
     async with asyncio.timeout(30):
-        while (live := stack.manager.live_session(cam.id)) is None or not list(
+        while (live := stack.owner.live_session(cam.id)) is None or not list(
             (stack.media_root / cam.playback_id / live.id).glob("seg_*")
         ):
             await asyncio.sleep(0.05)
     await _gone(first_folder)
 
-    playback = Playback(stack.store, stack.manager, stack.media_root, stack.manager.writes)
+    playback = Playback(stack.store, stack.owner, stack.media_root, stack.manager.writes)
     assert (
         await playback.session_file(cam.playback_id, first.id, "index.m3u8", recording=False)
         is None
@@ -113,13 +114,14 @@ async def test_unrecorded_media_goes_after_the_delay_and_recordings_stay(
     )
     assert found is not None
 
-    assert await stack.manager.kick(live.id)
+    assert await stack.owner.kick(live.id)
     await publisher.wait()
     await _gone(stack.media_root / cam.playback_id / live.id)
     assert (stack.media_root / cam.playback_id).is_dir(), "the stream's folder stays"
     assert list(folder.iterdir())
 
 
+@pytest.mark.slow
 async def test_a_stop_deletes_what_waits_for_its_delay(tmp_path: Path) -> None:
     stack = await start_stack(tmp_path, hls=True)
     try:
@@ -134,12 +136,13 @@ async def test_a_stop_deletes_what_waits_for_its_delay(tmp_path: Path) -> None:
     assert not folder.exists()
 
 
+@pytest.mark.slow
 async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kill -9 when an unrecorded session's media is about to be deleted (the state a
     crash before the delay leaves): the next start deletes it, and keeps the recording."""
-    config = _config(tmp_path)
+    config = serve_config(tmp_path)
     with config.open("a") as fh:
         fh.write("[hls]\nmax_linger = 0.2\n")
     database = tmp_path / "data" / "rtmp-ingest.db"
@@ -150,7 +153,7 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     announce = tmp_path / "stalled-at"
     monkeypatch.setenv("STALL_AT", "delete")
     monkeypatch.setenv("STALL_ANNOUNCE", str(announce))
-    server, port, _ = await _start_server(config, module="tests.support.stalled")
+    server, port, _ = await start_server(config, module="tests.support.stalled")
     try:
         clip = make_flv(tmp_path / "clip.flv", seconds=3, gop=30)
         for key in (show_key, cam_key):
@@ -163,7 +166,7 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     (recorded,) = (tmp_path / "data" / "media" / show.playback_id).iterdir()
 
     monkeypatch.delenv("STALL_AT")
-    server, _, _ = await _start_server(config)
+    server, _, _ = await start_server(config)
     try:
         await _gone(folder)
         assert (await settled(database, recorded.name, "ready", "failed")).recording_status == (
@@ -176,6 +179,7 @@ async def test_a_crash_before_the_delay_leaves_it_to_the_next_start(
     assert (recorded / "recording.mp4").is_file() and list(recorded.glob("seg_*.ts"))
 
 
+@pytest.mark.slow
 async def test_retention_deletes_a_deleted_streams_recordings_too(
     stack: Stack, tmp_path: Path
 ) -> None:

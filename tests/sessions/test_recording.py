@@ -24,6 +24,7 @@ def _hls(folder: Path, seconds: float = 4.0) -> Path:
     return clip
 
 
+@pytest.mark.slow
 def test_remux_plays_end_to_end_in_sync(tmp_path: Path) -> None:
     folder = tmp_path / "session"
     clip = _hls(folder)
@@ -56,6 +57,7 @@ def test_remux_without_a_playlist_fails_clearly(tmp_path: Path) -> None:
         remux_to_mp4(tmp_path)
 
 
+@pytest.mark.slow
 def test_close_playlists_after_a_crash(tmp_path: Path) -> None:
     folder = tmp_path / "session"
     _hls(folder, seconds=2)

@@ -18,13 +18,15 @@ import pytest
 
 from bench.media import make_flv
 from sessions.manager import SessionManager
+from sessions.owner import StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
 from storage import Store
 from storage.models import SessionRecord, StreamRecord
 from tests.sessions.test_recording import _hls
 from tests.support.media import publish_with_ffmpeg, start_ffmpeg
-from tests.test_cli import _config, _start_server
+from tests.support.recorder import AllowAll
+from tests.support.server import serve_config, start_server
 
 STALLED = "tests.support.stalled"
 
@@ -81,13 +83,13 @@ def stall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
 async def _killed_while_remuxing(tmp_path: Path, announce: Path) -> Killed:
     """A recorded session published with ffmpeg, its server killed by kill -9 while it
     made the MP4 (after the session's end was stored)."""
-    config = _config(tmp_path)
+    config = serve_config(tmp_path)
     database = tmp_path / "data" / "rtmp-ingest.db"
     store = await Store.open(database)
     stream, key = await Streams(store).create("show", record=True)
     await store.close()
     announce.unlink(missing_ok=True)
-    server, port, _ = await _start_server(config, module=STALLED)
+    server, port, _ = await start_server(config, module=STALLED)
     try:
         clip = make_flv(tmp_path / "clip.flv", seconds=4, gop=30)
         assert await publish_with_ffmpeg(clip, f"rtmp://127.0.0.1:{port}/live/{key}") == 0
@@ -130,17 +132,19 @@ async def _stop(server: asyncio.subprocess.Process) -> str:
     return (await server.stderr.read()).decode()
 
 
+@pytest.mark.slow
 async def test_kill_during_the_remux_then_the_next_start_makes_the_mp4(
     tmp_path: Path, stall: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     killed = await _killed_while_remuxing(tmp_path, stall)
     monkeypatch.delenv("STALL_AT")
-    server, _, _ = await _start_server(killed.config)
+    server, _, _ = await start_server(killed.config)
     await _check_recording(killed)
     logs = await _stop(server)
     assert f"event=recording_resumed session={killed.session_id}" in logs
 
 
+@pytest.mark.slow
 async def test_kill_again_while_the_start_remakes_it_then_it_is_made(
     tmp_path: Path, stall: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,7 +152,7 @@ async def test_kill_again_while_the_start_remakes_it_then_it_is_made(
     # The next start remakes it in the background: the server is ready (it printed its
     # addresses) while the remux is stalled, and is killed there.
     stall.unlink()
-    server, _, _ = await _start_server(killed.config, module=STALLED)
+    server, _, _ = await start_server(killed.config, module=STALLED)
     try:
         assert await stalled_at(stall) == killed.folder
     finally:
@@ -157,11 +161,12 @@ async def test_kill_again_while_the_start_remakes_it_then_it_is_made(
     assert (folder / "recording.mp4.tmp").exists()
     assert (await settled(killed.database, killed.session_id, "waiting")).status == "ended"
     monkeypatch.delenv("STALL_AT")
-    server, _, _ = await _start_server(killed.config)
+    server, _, _ = await start_server(killed.config)
     await _check_recording(killed)
     await _stop(server)
 
 
+@pytest.mark.slow
 async def test_with_worker_processes_the_main_process_makes_it_once(
     tmp_path: Path, stall: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,7 +176,7 @@ async def test_with_worker_processes_the_main_process_makes_it_once(
     await store.close()
     monkeypatch.delenv("STALL_AT")
     monkeypatch.setenv("RTMP_INGEST_RTMP_PROCESSES", "2")
-    server, port, _ = await _start_server(killed.config)
+    server, port, _ = await start_server(killed.config)
     publisher = await start_ffmpeg(
         make_flv(tmp_path / "long.flv", seconds=30),
         f"rtmp://127.0.0.1:{port}/live/{key}",
@@ -209,6 +214,7 @@ async def _waiting_session(store: Store, stream: StreamRecord, session_id: str) 
     await store.insert_session(record)
 
 
+@pytest.mark.slow
 async def test_a_recording_that_cannot_be_made_fails_with_a_message(tmp_path: Path) -> None:
     """One session's folder is gone, another's has segments but no vod.m3u8 (and a
     half-made MP4): both become ``failed`` saying why, the temporary is removed, and a
@@ -232,7 +238,7 @@ async def test_a_recording_that_cannot_be_made_fails_with_a_message(tmp_path: Pa
         (no_playlist / "recording.mp4.tmp").write_bytes(b"\0" * 1000)
         (intact / "recording.mp4.tmp").write_bytes(b"\0" * 1000)
 
-        manager = SessionManager(store, media=settings)
+        manager = SessionManager(store, StreamOwner(AllowAll()), media=settings)
         await manager.start()
         try:
             async with asyncio.timeout(60):

@@ -19,6 +19,7 @@ from sessions.auth import KeyAuthorizer
 from sessions.streams import Streams
 from sessions.writes import StoreWrites, WriteHealth
 from storage import SessionRecord, Store, retryable
+from tests.support.events import events
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ async def test_writes_wait_in_order_behind_a_locked_database_and_all_land(
     saved = await store.get_session("a")
     assert saved is not None and saved.status == "ended" and saved.bytes_received == 5000
     assert [s["uri"] for s in await store.list_segments("a")] == ["seg_00000.ts"]
-    assert [e.kind for e in await store.list_events()] == ["session_ended"]
+    assert [e.kind for e in await events(store)] == ["session_ended"]
     assert _events(caplog, "store_recovered")
     assert not _events(caplog, "store_write_dropped")
     gc.collect()
@@ -167,7 +168,7 @@ async def test_a_full_database_is_retried_until_it_can_grow(
     async with store._statement() as conn:
         await conn.execute_fetchall("PRAGMA max_page_count = 1073741823")
     await writes.join()
-    assert len(await store.list_events(limit=1000)) == 200
+    assert len(await events(store, limit=1000)) == 200
     assert writes.health().status == "ok" and writes.dropped == 0
 
 
@@ -184,7 +185,7 @@ async def test_a_write_no_retry_can_fix_is_dropped_loudly_and_the_rest_land(
     )  # fmt: skip
     writes.event("after", at=1.0)
     await writes.join()
-    assert [e.kind for e in await store.list_events()] == ["after"]
+    assert [e.kind for e in await events(store)] == ["after"]
     assert writes.health() == WriteHealth("ok", 0, None, 1)
     (dropped,) = _events(caplog, "store_write_dropped")
     assert dropped["write"] == "segment of an unknown session"
@@ -194,7 +195,7 @@ async def test_a_write_no_retry_can_fix_is_dropped_loudly_and_the_rest_land(
         await writes.call("insert into a missing stream", lambda: store.insert_session(
             SessionRecord(id="b", stream_id="none", name="x", created_at=1.0,
                           last_seen=1.0, updated_at=1.0)))  # fmt: skip
-    assert await writes.call("read back", lambda: store.list_events()) != []
+    assert await writes.call("read back", lambda: events(store)) != []
     gc.collect()
     assert unretrieved == []
 
@@ -213,7 +214,7 @@ async def test_shutdown_gives_up_after_its_wait_and_says_how_many_were_lost(
     locker.execute("COMMIT")
     writes.event("later", at=9.0)
     assert await writes.flush(30) == 0
-    assert [e.kind for e in await store.list_events()] == ["later"]
+    assert [e.kind for e in await events(store)] == ["later"]
     assert writes.lost == 3
 
 
@@ -233,7 +234,7 @@ async def test_refused_publishes_are_logged_while_the_database_is_locked(
     assert unretrieved == []
     locker.execute("COMMIT")
     await authorizer.drain()
-    (event,) = await store.list_events()
+    (event,) = await events(store)
     assert event.kind == "publish_rejected" and event.reason == "unknown stream key"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import SessionRecord, Store
+from storage import EndReason, SessionRecord, Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,7 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 async def test_sigkill_mid_flush_then_recover(tmp_path: Path) -> None:
     path = tmp_path / "data" / "ingest.db"
@@ -91,7 +92,7 @@ async def test_sigkill_mid_flush_then_recover(tmp_path: Path) -> None:
         stream = await store.get_stream("s1")
         assert stream is not None and stream.last_seen == saved.last_seen
 
-        closed = await store.close_open_sessions(reason="server_restart", now=5000.0)
+        closed = await store.close_open_sessions(reason=EndReason.SERVER_RESTART, now=5000.0)
         assert [s.id for s in closed] == ["live"]
         assert closed[0].ended_at == saved.last_seen
         assert closed[0].duration == saved.last_seen - 1000.0
@@ -160,7 +161,7 @@ async def test_cancelled_write_leaves_store_usable(tmp_path: Path) -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             # The next transaction starts cleanly whatever point the cancel hit.
-            await store.set_stream_last_seen("s1", float(delay_rounds))
+            await store.update_stream("s1", now=float(delay_rounds), name=f"n{delay_rounds}")
         stream = await store.get_stream("s1")
-        assert stream is not None and stream.last_seen == 5.0
+        assert stream is not None and (stream.name, stream.updated_at) == ("n5", 5.0)
         assert await store.integrity_check() == "ok"

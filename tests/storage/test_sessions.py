@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from storage import Analytics, SessionRecord, Store
+from storage import Analytics, EndReason, SessionRecord, Store
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def full_session() -> SessionRecord:
         updated_at=1_700_000_124.1,
         status="ended",
         ended_at=1_700_000_123.987654321,
-        end_reason="disconnected",
+        end_reason=EndReason.DISCONNECTED,
         err_message="peer reset",
         remote_addr="[::1]:51234",
         encoder="obs-output module (libobs version 30.1.2)",
@@ -198,13 +198,13 @@ async def test_close_open_sessions(store: Store) -> None:
         10.0,
         status="ended",
         ended_at=20.0,
-        end_reason="unpublished",
+        end_reason=EndReason.UNPUBLISHED,
         last_seen=20.0,
         duration=10.0,
     )
     for s in (live_a, live_b, ended):
         await store.insert_session(s)
-    closed = await store.close_open_sessions(reason="server_restart", now=1000.0)
+    closed = await store.close_open_sessions(reason=EndReason.SERVER_RESTART, now=1000.0)
     assert [s.id for s in closed] == ["b", "a"]
     a = closed[1]
     assert (a.status, a.end_reason, a.ended_at, a.duration, a.updated_at) == (
@@ -218,7 +218,7 @@ async def test_close_open_sessions(store: Store) -> None:
     assert await store.get_session("a") == a
     assert await store.get_session("b") == closed[0]
     assert await store.get_session("c") == ended
-    assert await store.close_open_sessions(reason="server_restart", now=2000.0) == []
+    assert await store.close_open_sessions(reason=EndReason.SERVER_RESTART, now=2000.0) == []
 
 
 async def test_analytics(store: Store) -> None:

@@ -196,17 +196,6 @@ async def test_bad_paging(store: Store, offset: int, limit: int, message: str) -
         await store.list_sessions(offset=offset, limit=limit)
 
 
-async def test_last_seen(store: Store) -> None:
-    await make(store, 1)
-    await store.set_stream_last_seen("s1", 42.25)
-    stream = await store.get_stream("s1")
-    assert stream is not None and stream.last_seen == 42.25
-    await store.delete_stream("s1", now=50.0)
-    await store.set_stream_last_seen("s1", 60.0)
-    rows = await store._fetch("SELECT last_seen FROM streams WHERE id = 's1'")
-    assert rows[0][0] == 42.25
-
-
 async def test_closed_store_refuses(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "ingest.db")
     await store.close()

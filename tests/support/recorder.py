@@ -1,11 +1,14 @@
-"""A publish handler that records what the listener hands it, for tests to inspect."""
+"""A publish handler that records what the listener hands it, for tests to inspect (alone,
+or behind the owner of the live streams)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
-from ingest.rtmp.events import MediaReceived, MetadataReceived
+from ingest.hooks import Decision, PublishAttempt, PublishAuthorizer, PublisherControl, StreamSink
+from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
+from sessions.owner import DuplicatePolicy, End, HolderKey, StreamOwner
+from storage.models import EndReason
 
 
 class AllowAll:
@@ -55,7 +58,58 @@ class _Sink:
     def metadata(self, event: MetadataReceived) -> None:
         self.metadata_events.append(event)
 
-    def ended(self, cause: str, reason: str, bytes_received: int) -> None:
+    def ended(self, cause: EndCause, reason: str, bytes_received: int) -> None:
         assert self.end is None, "ended twice"
         self.end = (cause, reason, bytes_received)
         self.done.set()
+
+
+class _Connection:
+    """A recorded publish as the owner acts on it."""
+
+    def __init__(self, connection: int) -> None:
+        self.key = HolderKey(0, connection)
+        self.control: PublisherControl | None = None
+
+    def end(self, reason: EndReason, why: str) -> None:
+        assert self.control is not None
+        self.control.close(why)
+
+    def refresh(self, now: float) -> None:
+        pass
+
+
+class OwnedRecorder(Recorder):
+    """A :class:`Recorder` behind a :class:`~sessions.owner.StreamOwner`, which decides who
+    publishes (its duplicate-publish policy) and ends the replaced: for tests of the
+    listener with the owner, without sessions."""
+
+    def __init__(self, authorizer: PublishAuthorizer, policy: DuplicatePolicy) -> None:
+        super().__init__()
+        self.owner = StreamOwner(authorizer, policy=policy)
+        self._claimed: dict[int, _Connection] = {}
+        self._ending: set[asyncio.Task[End]] = set()
+
+    async def authorize(self, attempt: PublishAttempt) -> Decision:
+        holder = _Connection(attempt.connection_id)
+        decision = await self.owner.claim(attempt, holder)
+        if decision.allowed:
+            self._claimed[attempt.connection_id] = holder
+        return decision
+
+    def started(
+        self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
+    ) -> StreamSink:
+        holder = self._claimed.pop(attempt.connection_id)
+        holder.control = control
+        sink = super().started(attempt, control, decision)
+        recorded = sink.ended
+
+        def ended(cause: EndCause, reason: str, bytes_received: int) -> None:
+            recorded(cause, reason, bytes_received)
+            task = asyncio.ensure_future(self.owner.disconnected(holder, cause, reason))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+        sink.ended = ended  # type: ignore[method-assign]
+        return sink

@@ -1,4 +1,5 @@
-"""The server's RTMP side and ledger assembled in the test's event loop (no HTTP)."""
+"""The server's RTMP side and ledger assembled in the test's event loop (no HTTP), built
+as the server builds them (:func:`ingest.server.runtime.build_sessions`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.config import RtmpConfig, RtmpsConfig
+from ingest.config import (
+    Config,
+    HlsConfig,
+    RtmpConfig,
+    RtmpsConfig,
+    SessionsConfig,
+    StorageConfig,
+)
 from ingest.listener import RtmpServer
+from ingest.server.runtime import SessionSide, build_sessions
 from sessions.auth import KeyAuthorizer
 from sessions.manager import SessionManager
-from sessions.publishers import DuplicatePolicy, LivePublishers
-from sessions.segmenting import MediaSettings
+from sessions.owner import StreamOwner
 from sessions.streams import Streams
 from storage import Store
 
@@ -20,12 +28,32 @@ from storage import Store
 @dataclass
 class Stack:
     store: Store
-    manager: SessionManager
-    streams: Streams
-    authorizer: KeyAuthorizer
+    sessions: SessionSide
     rtmp: RtmpServer
     media_root: Path
-    executor: ThreadPoolExecutor
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.sessions.manager
+
+    @property
+    def owner(self) -> StreamOwner:
+        assert self.sessions.owner is not None
+        return self.sessions.owner
+
+    @property
+    def streams(self) -> Streams:
+        assert self.sessions.streams is not None
+        return self.sessions.streams
+
+    @property
+    def authorizer(self) -> KeyAuthorizer:
+        assert self.sessions.authorizer is not None
+        return self.sessions.authorizer
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        return self.sessions.executor
 
     def url(self, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp.port}/live/{key}"
@@ -35,7 +63,7 @@ class Stack:
 
     async def close(self) -> None:
         self.rtmp.stop_accepting()
-        await self.manager.close()
+        await self.sessions.close()
         await self.rtmp.close()
         await self.authorizer.drain()
         await self.store.close()
@@ -45,7 +73,7 @@ class Stack:
 async def start_stack(
     tmp_path: Path,
     *,
-    policy: DuplicatePolicy = "replace",
+    policy: str = "replace",
     flush_interval: float = 0.2,
     throttle_failures: int = 10,
     hls: bool = False,
@@ -56,20 +84,21 @@ async def start_stack(
     """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
     127.0.0.1:0 unless given), RTMPS too."""
     store = await Store.open(tmp_path / "ledger.db")
-    executor = ThreadPoolExecutor(max_workers=2)
-    media_root = tmp_path / "media"
-    media = (
-        MediaSettings(media_root, executor, "http://viewer.test", max_linger=max_linger)
-        if hls
-        else None
+    config = Config(
+        rtmp=RtmpConfig(listen="127.0.0.1:0", **rtmp),
+        sessions=SessionsConfig(
+            duplicate_publish=policy,
+            flush_interval=flush_interval,
+            rate_window=2.0,
+            reject_delay_min=0.0,
+            reject_delay_max=0.0,
+            throttle_failures=throttle_failures,
+        ),
+        hls=HlsConfig(enabled=hls, max_linger=max_linger, workers=2),
+        storage=StorageConfig(data_dir=str(tmp_path)),
     )
-    manager = SessionManager(store, flush_interval=flush_interval, rate_window=2.0, media=media)
-    await manager.start()
-    streams = Streams(store, on_disabled=manager.end_stream)
-    authorizer = KeyAuthorizer(
-        streams, manager.writes, reject_delay=(0.0, 0.0), throttle_failures=throttle_failures
-    )
-    publishers = LivePublishers(authorizer, manager, policy)
-    server = RtmpServer(RtmpConfig(listen="127.0.0.1:0", **rtmp), publishers, publishers, rtmps)
+    sessions = build_sessions(config, store, "http://viewer.test")
+    await sessions.start()
+    server = RtmpServer(config.rtmp, sessions.manager, sessions.manager, rtmps)
     await server.start()
-    return Stack(store, manager, streams, authorizer, server, media_root, executor)
+    return Stack(store, sessions, server, config.storage.media_root)

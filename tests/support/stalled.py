@@ -44,6 +44,6 @@ def _install(step: str) -> None:
 
 if __name__ == "__main__":
     _install(os.environ["STALL_AT"])
-    from ingest.cli import main
+    from ingest.server.cli import main
 
     sys.exit(main())

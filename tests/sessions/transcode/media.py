@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.media import FlvTag
+from ingest.profiles import Profile
 from sessions.hls import Segmenter, SegmentInfo
-from sessions.profiles import Profile
 from sessions.transcode import (
     EngineSettings,
     Ladder,
@@ -23,7 +23,7 @@ from sessions.transcode import (
 )
 from sessions.transcode.ladder import InlineRenditions
 from sessions.transcode.tap import RenditionsTap
-from tests.hls.media import parse_playlist
+from tests.sessions.hls.media import parse_playlist
 
 FPS = 30
 #: Where the clips' timeline starts (wall clock, seconds).

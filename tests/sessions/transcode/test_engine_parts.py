@@ -10,7 +10,7 @@ import pytest
 
 from bench.media import FlvTag
 from bench.transcode import KeptBatches
-from sessions.profiles import Profile
+from ingest.profiles import Profile
 from sessions.transcode import (
     Cut,
     EngineSettings,
@@ -24,6 +24,7 @@ from tests.support.faults import FullDisk
 from .media import run_inline, segment, video_packets
 
 
+@pytest.mark.slow
 def test_the_tap_hands_over_what_the_source_segments_get(
     transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.media import FlvTag
-from sessions.profiles import Profile
+from ingest.profiles import Profile
 from sessions.transcode import EngineSettings, Ladder
 
 from .media import FPS, Run, first_video_pts, playlist_segments, run_inline, streams, video_packets
@@ -29,6 +29,7 @@ def ladder_run(
     return run_inline(transcode_clips["720p"], tmp_path_factory.mktemp("ladder"), LADDER)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", LADDER[:2], ids=lambda p: p.name)
 def test_each_rendition_is_its_profile_with_the_source_audio(
     ladder_run: Run, profile: Profile
@@ -55,6 +56,7 @@ def test_each_rendition_is_its_profile_with_the_source_audio(
     assert abs(pictures - expected) <= 2, (pictures, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", LADDER[:2], ids=lambda p: p.name)
 def test_segment_n_of_every_rendition_starts_where_the_source_s_does(
     ladder_run: Run, profile: Profile
@@ -70,6 +72,7 @@ def test_segment_n_of_every_rendition_starts_where_the_source_s_does(
         assert abs(ours_pts - theirs_pts) <= FRAME, (ours, ours_pts, theirs_pts)
 
 
+@pytest.mark.slow
 def test_the_counters_are_what_is_on_disk(ladder_run: Run) -> None:
     report = ladder_run.report
     by_name = {p.name: p for p in report.profiles}
@@ -107,6 +110,7 @@ def test_a_profile_larger_than_the_source_is_skipped_with_an_issue(ladder_run: R
     ]
 
 
+@pytest.mark.slow
 def test_an_hevc_source_gives_h264_renditions(
     transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
 ) -> None:
@@ -122,6 +126,7 @@ def test_an_hevc_source_gives_h264_renditions(
     assert run.report.issues == []
 
 
+@pytest.mark.slow
 def test_opus_becomes_aac_in_mpegts_renditions_and_is_copied_into_fmp4_ones(
     transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
 ) -> None:

@@ -8,10 +8,10 @@ import pytest
 
 from bench.media import FlvTag
 from ingest.flv import parse_audio, parse_video
+from ingest.profiles import Profile
 from sessions.hls.codecs import audio_codec_string, codecs_attribute, video_codec_string
 from sessions.hls.master import Variant, measured_bandwidth, render_master, write_master
 from sessions.hls.playlist import SegmentInfo
-from sessions.profiles import Profile
 
 from .media import ffprobe_json, run_inline
 
@@ -87,6 +87,7 @@ def test_audio_codec_strings() -> None:
     assert codecs_attribute(None) is None
 
 
+@pytest.mark.slow
 def test_a_master_playlist_of_a_session_and_its_renditions_is_what_ffmpeg_reads(
     transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
 ) -> None:

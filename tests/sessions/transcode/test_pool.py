@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench.media import FlvTag
+from ingest.profiles import Profile
 from sessions.hls import Segmenter, SegmentInfo
-from sessions.profiles import Profile
 from sessions.transcode import Renditions, RenditionsTarget, SourceInfo
 from sessions.transcode.pool import TranscodePool, TranscodeSettings
 from sessions.transcode.tap import RenditionsTap
@@ -51,6 +51,7 @@ def _feed(segmenter: Segmenter, tags: list[FlvTag]) -> list[SegmentInfo]:
     return done
 
 
+@pytest.mark.slow
 def test_a_killed_transcoder_ends_only_its_renditions(
     pool: TranscodePool, transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
 ) -> None:
