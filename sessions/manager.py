@@ -24,13 +24,15 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
 from ingest.logs import log_event, percentiles_ms
 from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
-from sessions.hls import HandOver, SegmentInfo
+from sessions.attachments import Attachment, AttachmentFactory, MediaTaps
+from sessions.hls import HandOver, MediaTap, SegmentInfo
 from sessions.media_cleanup import MediaExpiry
 from sessions.owner import End, HolderKey, Owner
 from sessions.recovery import Recovery, await_recording
@@ -57,6 +59,10 @@ class LivePublish:
         self.control: PublisherControl | None = None
         self.stream_id = attempt.key
         self.stream_name = attempt.key
+        #: The owner's grant (refused until it grants the stream).
+        self.decision = Decision(allowed=False)
+        #: What follows this publish's media beside the segmenter (:mod:`sessions.attachments`).
+        self.attachments: list[Attachment] = []
         self.base_bytes = 0
         self.playback_id: str | None = None
         self.recorded = False
@@ -75,6 +81,7 @@ class LivePublish:
 
     def accept(self, decision: Decision) -> None:
         """The owner granted the stream (the decision names it)."""
+        self.decision = decision
         self.stream_id = decision.stream_id or self.attempt.key
         self.stream_name = decision.stream_name or self.stream_id
         self.playback_id = decision.playback_id
@@ -106,6 +113,8 @@ class LivePublish:
         packets = self.account.add(event)
         if self.output is not None:
             self.output.feed(event.message_type, event.timestamp, event.payload, now, packets)
+        if self.attachments:
+            self._attached(lambda a: a.media(event), "media")
 
     def metadata(self, event: MetadataReceived) -> None:
         encoder = event.values.get("encoder")
@@ -113,6 +122,8 @@ class LivePublish:
             self.encoder = encoder
             if self.record is not None:
                 self.record.encoder = encoder
+        if self.attachments:
+            self._attached(lambda a: a.metadata(event), "metadata")
 
     def ended(self, cause: EndCause, reason: str, bytes_received: int) -> None:
         self.manager._ended(self, cause, reason, bytes_received)
@@ -136,6 +147,8 @@ class LivePublish:
         record.updated_at = now
         if self.output is not None:
             _take_issues(record, self.output)
+        if self.attachments:
+            self._attached(lambda a: a.refresh(record, now, sample), "refresh")
         if not sample:
             return
         samples = self._rate_samples
@@ -145,6 +158,53 @@ class LivePublish:
         oldest_at, oldest_bytes = samples[0]
         if now > oldest_at:
             record.ingest_rate = round((record.bytes_received - oldest_bytes) / (now - oldest_at))
+
+    # -- attachments --------------------------------------------------------------------
+
+    def _attached(self, call: Callable[[Attachment], object], what: str) -> None:
+        """``call`` on every attachment; one that raises is logged and dropped."""
+        for attachment in list(self.attachments):
+            try:
+                call(attachment)
+            except Exception as exc:
+                self._detach(attachment, what, exc)
+
+    def _detach(self, attachment: Attachment, what: str, exc: BaseException) -> None:
+        self.attachments.remove(attachment)
+        log_event(
+            logger,
+            logging.ERROR,
+            "attachment_failed",
+            conn=self.attempt.connection_id,
+            session=self.record.id if self.record is not None else None,
+            attachment=type(attachment).__name__,
+            step=what,
+            exc_info=exc,
+        )
+
+    def opened_taps(self, record: SessionRecord, folder: Path | None) -> MediaTap | None:
+        """Tell the attachments the session opened; the taps they want on its segmenter."""
+        taps: list[MediaTap] = []
+        for attachment in list(self.attachments):
+            try:
+                tap = attachment.opened(record, folder)
+            except Exception as exc:
+                self._detach(attachment, "opened", exc)
+            else:
+                if tap is not None:
+                    taps.append(tap)
+        if len(taps) > 1:
+            return MediaTaps(taps)
+        return taps[0] if taps else None
+
+    async def finish_attachments(self) -> None:
+        """The publish is over (its segmenter finished): end the attachments' work."""
+        for attachment in list(self.attachments):
+            try:
+                await attachment.finish(self.record)
+            except Exception as exc:
+                self._detach(attachment, "finish", exc)
+        self.attachments = []
 
 
 class SessionManager:
@@ -166,6 +226,7 @@ class SessionManager:
         rate_window: float = 5.0,
         media: MediaSettings | None = None,
         flush_timeout: float = FLUSH_TIMEOUT,
+        attachments: Sequence[AttachmentFactory] = (),
     ) -> None:
         self.store = store
         self.owner = owner
@@ -176,6 +237,8 @@ class SessionManager:
         #: Seconds :meth:`close` waits for pending writes before giving them up.
         self.flush_timeout = flush_timeout
         self.media = media
+        #: Makes what follows each publish beside its segmenter (:mod:`sessions.attachments`).
+        self.attachment_factories = list(attachments)
         self.clock = clock
         self.flush_interval = flush_interval
         self.rate_window = rate_window
@@ -252,6 +315,21 @@ class SessionManager:
             raise LookupError(f"connection {attempt.connection_id}: no publish was authorized")
         live.start(control, control.bytes_received if control in self._published_on else 0)
         self._published_on.add(control)
+        for factory in self.attachment_factories:
+            try:
+                attachment = factory(live)
+            except Exception as exc:
+                log_event(
+                    logger,
+                    logging.ERROR,
+                    "attachment_failed",
+                    conn=attempt.connection_id,
+                    step="start",
+                    exc_info=exc,
+                )
+            else:
+                if attachment is not None:
+                    live.attachments.append(attachment)
         self._publishes[attempt.connection_id] = live
         return live
 
@@ -267,6 +345,10 @@ class SessionManager:
             encoder=live.encoder,
         )
         record.record = live.recorded
+        folder: Path | None = None
+        if self.media is not None and live.playback_id is not None:
+            folder = self.media.folder(live.playback_id, record.id)
+        tap = live.opened_taps(record, folder) if live.attachments else None
         if self.media is not None and self.handover is not None and live.playback_id is not None:
             live.output = SessionMedia(
                 self.media,
@@ -275,6 +357,7 @@ class SessionManager:
                 record.id,
                 record=live.recorded,
                 on_segments=lambda segments: self._on_segments(record, segments),
+                tap=tap,
             )
         self._write(lambda: self.store.insert_session(record), f"insert session {record.id}")
         self.owner.opened(live, record)
@@ -303,6 +386,7 @@ class SessionManager:
         end = await self.owner.disconnected(live, cause, reason)
         record = live.record
         if record is None:
+            await live.finish_attachments()
             live.end_saved.set()
             return
         self._log_event("session_ended", record, now, end.reason)
@@ -322,6 +406,7 @@ class SessionManager:
             # The session reads as ended only once its last segment is counted.
             await self._finish_output(live, live.output, record, end)
         else:
+            await live.finish_attachments()
             _mark_ended(record, end)
             self._save_end(record)
             live.end_saved.set()
@@ -372,6 +457,8 @@ class SessionManager:
             log_event(
                 logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
             )
+        if live.attachments:
+            await live.finish_attachments()
         _mark_ended(record, end)
         _take_issues(record, output)
         settings = output.settings

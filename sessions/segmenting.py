@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sessions.hls import HandOver, Segmenter, SegmenterWorker, SegmentInfo
+from sessions.hls import HandOver, MediaTap, Segmenter, SegmenterWorker, SegmentInfo
 from sessions.playback import RECORDING, VOD_PLAYLIST
 from sessions.recording import remux_to_mp4
 
@@ -62,6 +62,7 @@ class SessionMedia:
         *,
         record: bool,
         on_segments: Callable[[list[SegmentInfo]], None],
+        tap: MediaTap | None = None,
     ) -> None:
         self.settings = settings
         self.playback_id = playback_id
@@ -73,6 +74,7 @@ class SessionMedia:
             window=settings.window,
             keep_all=record,
             session_id=session_id,
+            tap=tap,
         )
         self.worker = SegmenterWorker(self.segmenter, handover, on_segments)
         #: Hands one media message to the segmenter (per message: the worker's own method,

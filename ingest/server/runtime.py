@@ -10,11 +10,13 @@ HTTP API.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ingest.config import Config
 from ingest.listener import RtmpServer
 from ingest.logs import apply_log_config
+from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
 from sessions.manager import SessionManager
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
@@ -84,6 +86,7 @@ def build_sessions(
     *,
     owner: Owner | None = None,
     process: int = 0,
+    attachments: Sequence[AttachmentFactory] = (),
 ) -> SessionSide:
     """The session side of a process. Without ``owner`` it owns the live streams (a
     :class:`~sessions.owner.StreamOwner` with the key checks); a worker process passes
@@ -118,6 +121,7 @@ def build_sessions(
         flush_interval=config.sessions.flush_interval,
         rate_window=config.sessions.rate_window,
         media=media_settings(config, executor, public_url),
+        attachments=attachments,
     )
     return SessionSide(manager, executor, own, authorizer, streams)
 

@@ -6,7 +6,7 @@ runs it in an executor so the event loop never waits on PyAV or the disk, and on
 """
 
 from .playlist import SegmentInfo
-from .segmenter import Packets, Segmenter
+from .segmenter import MediaTap, Packets, Segmenter
 from .worker import HandOver, SegmenterWorker
 
-__all__ = ["HandOver", "Packets", "SegmentInfo", "Segmenter", "SegmenterWorker"]
+__all__ = ["HandOver", "MediaTap", "Packets", "SegmentInfo", "Segmenter", "SegmenterWorker"]

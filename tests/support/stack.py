@@ -3,6 +3,7 @@ as the server builds them (:func:`ingest.server.runtime.build_sessions`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from ingest.config import (
 )
 from ingest.listener import RtmpServer
 from ingest.server.runtime import SessionSide, build_sessions
+from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
 from sessions.manager import SessionManager
 from sessions.owner import StreamOwner
@@ -79,6 +81,7 @@ async def start_stack(
     hls: bool = False,
     max_linger: float = 30.0,
     rtmps: RtmpsConfig | None = None,
+    attachments: Sequence[AttachmentFactory] = (),
     **rtmp: Any,
 ) -> Stack:
     """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
@@ -97,7 +100,7 @@ async def start_stack(
         hls=HlsConfig(enabled=hls, max_linger=max_linger, workers=2),
         storage=StorageConfig(data_dir=str(tmp_path)),
     )
-    sessions = build_sessions(config, store, "http://viewer.test")
+    sessions = build_sessions(config, store, "http://viewer.test", attachments=attachments)
     await sessions.start()
     server = RtmpServer(config.rtmp, sessions.manager, sessions.manager, rtmps)
     await server.start()
