@@ -397,6 +397,8 @@ class HttpConfig:
     header_timeout: float = _key(10.0, _positive, restart=True)
     #: HTTP connections open at once; more are answered 503 and closed.
     max_connections: int = _key(1024, _positive, restart=True)
+    #: Serve GET /metrics (Prometheus) without the admin token.
+    metrics_public: bool = _key(False, restart=True)
 
 
 @dataclass(frozen=True, slots=True)

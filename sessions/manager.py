@@ -35,6 +35,7 @@ from sessions.attachments import Attachment, AttachmentFactory, MediaTaps
 from sessions.health import HealthRules, SessionHealth, health_summary, is_open, merge_issues
 from sessions.hls import HandOver, MediaTap, SegmentInfo
 from sessions.media_cleanup import MediaExpiry
+from sessions.metrics import IngestCounters, ProcessMetrics
 from sessions.owner import End, HolderKey, Owner
 from sessions.recovery import Recovery, await_recording
 from sessions.segmenting import MediaSettings, SessionMedia
@@ -294,6 +295,8 @@ class SessionManager:
         self._counters_pending = False
         #: Seconds from a segment's last packet to its listing in the playlist (recent).
         self.availability: deque[float] = deque(maxlen=1000)
+        #: What ``GET /metrics`` counts for this process (:mod:`sessions.metrics`).
+        self.counters = IngestCounters()
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
         #: Carries every session's waiting media to the executor, many in one job.
@@ -336,6 +339,7 @@ class SessionManager:
     async def authorize(self, attempt: PublishAttempt) -> Decision:
         live = LivePublish(self, attempt)
         decision = await self.owner.claim(attempt, live)
+        self.counters.publish(decision.allowed, decision.reason)
         if not decision.allowed:
             return decision
         live.accept(decision)
@@ -424,6 +428,8 @@ class SessionManager:
             del self._publishes[live.key.connection]
         now = self.clock()
         live.refresh(now, bytes_received)
+        if live.record is not None:
+            self.counters.session_ended(live.record.name, live.record.bytes_received)
         self._spawn(self._end(live, cause, reason, now))
 
     async def _end(self, live: LivePublish, cause: EndCause, reason: str, now: float) -> None:
@@ -458,9 +464,12 @@ class SessionManager:
     def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
         """Count finished segments into the session and the ledger."""
         now = self.clock()
+        self.counters.segments_written += len(segments)
         for segment in segments:
             if segment.last_arrival:
-                self.availability.append(max(0.0, now - segment.last_arrival))
+                available = max(0.0, now - segment.last_arrival)
+                self.availability.append(available)
+                self.counters.availability.observe(available)
             record.source_segments += 1
             record.source_segments_duration = round(
                 record.source_segments_duration + segment.duration, 6
@@ -518,6 +527,32 @@ class SessionManager:
     def segment_availability(self) -> dict[str, float] | None:
         """How long after its last packet a segment was listed (p50/p99/max, ms)."""
         return percentiles_ms(self.availability)
+
+    def metrics(self) -> ProcessMetrics:
+        """This process's counters, with its live sessions' bytes so far and the gauges
+        of the moment (the shell adds connections and loop lag)."""
+        counters = self.counters
+        received = dict(counters.ended_bytes)
+        live = 0
+        for publish in self._publishes.values():
+            record, control = publish.record, publish.control
+            if record is None or control is None:
+                continue
+            live += 1
+            so_far = max(0, control.bytes_received - publish.base_bytes)
+            received[record.name] = received.get(record.name, 0) + so_far
+        writes = self.writes.health()
+        return ProcessMetrics(
+            live_sessions=live,
+            pending_writes=writes.pending_writes,
+            publishes_accepted=counters.publishes_accepted,
+            publishes_rejected=dict(counters.publishes_rejected),
+            segments_written=counters.segments_written,
+            dropped_writes=writes.dropped_writes,
+            received_bytes=received,
+            availability=counters.availability.copy(),
+            store_writes=self.writes.latency.copy(),
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; :meth:`close` waits for it."""

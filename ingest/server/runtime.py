@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from ingest.config import Config
 from ingest.listener import RtmpServer
 from ingest.logs import apply_log_config
+from ingest.server.looplag import LoopLagMonitor
 from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
 from sessions.health import HealthRules
 from sessions.manager import SessionManager
+from sessions.metrics import ProcessMetrics
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
@@ -137,6 +139,17 @@ def build_sessions(
         health=health_rules(config),
     )
     return SessionSide(manager, executor, own, authorizer, streams)
+
+
+def process_metrics(
+    manager: SessionManager, rtmp: RtmpServer | None, loop_lag: LoopLagMonitor
+) -> ProcessMetrics:
+    """This process's metrics: its session manager's, its open RTMP connections and its
+    event loop's lag."""
+    metrics = manager.metrics()
+    metrics.connections = len(rtmp.connections) if rtmp is not None else 0
+    metrics.loop_lag = loop_lag.histogram.copy()
+    return metrics
 
 
 def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None) -> None:
