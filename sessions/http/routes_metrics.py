@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from sessions.metrics import Buckets, ProcessMetrics
 
-__all__ = ["METRIC_NAMES", "metrics_router"]
+__all__ = ["METRIC_NAMES", "histogram_names", "metrics_router"]
 
 MetricsSource = Callable[[], ProcessMetrics]
 
@@ -37,6 +37,12 @@ METRIC_NAMES = (
     "rtmp_ingest_event_loop_lag_seconds",
     "rtmp_ingest_store_write_seconds",
 )
+
+
+def histogram_names() -> tuple[str, ...]:
+    """The histograms among :data:`METRIC_NAMES` (their series end in ``_bucket``,
+    ``_sum`` and ``_count``)."""
+    return tuple(name for name in METRIC_NAMES if name.endswith("_seconds"))
 
 
 class _IngestCollector(Collector):
