@@ -380,6 +380,22 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         print(f"  track: {_track_line(track)}")
     for issue in record.issues:
         print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
+    for entry in record.multistream:
+        print(f"  multistream: {_multistream_line(entry)}")
+
+
+def _multistream_line(entry: dict[str, Any]) -> str:
+    """One target's line of ``sessions show``."""
+    line = (
+        f"{entry.get('name')} ({entry.get('target_id')}) {entry.get('status')},"
+        f" connected {format_duration(entry.get('connected_seconds'))},"
+        f" sent {format_bytes(entry.get('bytes_sent'))},"
+        f" {entry.get('reconnects', 0)} reconnects,"
+        f" skipped {format_bytes(entry.get('skipped_bytes'))}"
+    )
+    if entry.get("last_error"):
+        line += f"; last error: {entry['last_error']}"
+    return line
 
 
 # --- analytics ----------------------------------------------------------------------------

@@ -219,6 +219,11 @@ def test_sessions_list_and_show(cli: Cli) -> None:
             one["id"], "s-old", 0, status="ended", ended_at=T0 + 65, duration=65.0,
             bytes_received=12_345_678, end_reason="unpublished",
             tracks=[{"kind": "video", "codec": "h264", "width": 1920, "height": 1080}],
+            multistream=[{
+                "target_id": "t1", "name": "youtube", "status": "ended",
+                "connected_seconds": 61.0, "bytes_sent": 9_000_000, "reconnects": 2,
+                "skipped_bytes": 40_000, "last_error": "closed by the target",
+            }],
         ),
         _session(two["id"], "s-other", 1, status="ended", end_reason="timeout", duration=5.0),
         _session(one["id"], "s-live", 2, duration=30.0, bytes_received=2048),
@@ -248,6 +253,13 @@ def test_sessions_list_and_show(cli: Cli) -> None:
     assert shown["playback_id"] == one["playback_id"]
     code, out, _ = cli("sessions", "show", "s-old")
     assert code == 0 and "unpublished" in out and "1920x1080" in out and "1m05s" in out
+    assert re.search(
+        r"^  multistream: youtube \(t1\) ended, connected 1m01s, sent 9\.0 MB, 2 reconnects,"
+        r" skipped 40\.0 kB; last error: closed by the target$",
+        out,
+        re.M,
+    ), out
+    assert shown["multistream"][0]["reconnects"] == 2
     assert re.search(r"^Started:\s+2026-11-21 19:24:10 UTC$", out, re.M), out
     assert re.search(r"^Ended:\s+2026-11-21 19:25:15 UTC$", out, re.M), out
     assert cli.json("streams", "show", "studio")["status"] == "live"
