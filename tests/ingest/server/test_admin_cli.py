@@ -430,3 +430,47 @@ async def test_analytics_and_ended_sessions_match_the_api_after_real_publishes(
     assert shown["Created since"] == shown["Created before"] == "(no limit)"
     _, out, _ = await run("analytics", "--since", "2026-11-21T19:24:10.5Z")
     assert re.search(r"^Created since:\s+2026-11-21 19:24:10 UTC$", out, re.M), out
+
+
+def test_streams_targets_are_managed_with_their_keys_masked(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.create("studio")
+    secret = "yt-0123-4567-89ab"
+    added = cli.json("streams", "targets", "add", "studio", "youtube",
+                     f"rtmp://a.rtmp.youtube.com/live2/{secret}")  # fmt: skip
+    assert added["url"] == "rtmp://a.rtmp.youtube.com/live2/****" and not added["disabled"]
+    # From standard input: the key stays out of the command line.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"rtmps://live.twitch.tv:443/app/{secret}\n"))
+    code, out, err = cli("streams", "targets", "add", "studio", "twitch", "-", "--disabled")
+    assert code == 0, err
+    assert re.fullmatch(
+        r"Added target 'twitch' \(\S+\): rtmps://live\.twitch\.tv/app/\*\*\*\*\n", out
+    )
+
+    code, out, _ = cli("streams", "targets", "list", "studio")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["NAME", "ID", "URL", "ENABLED", "CREATED"]
+    assert [line.split()[0] for line in lines[1:]] == ["youtube", "twitch"]
+    assert lines[2].split()[3] == "no"
+    page = cli.json("streams", "targets", "list", "studio")
+    assert page["total"] == 2 and page["items"][0] == added
+    twitch = page["items"][1]["id"]
+
+    assert cli.json("streams", "targets", "enable", "studio", twitch)["disabled"] is False
+    assert cli.json("streams", "targets", "disable", "studio", added["id"])["disabled"] is True
+    code, out, _ = cli("streams", "targets", "delete", "studio", twitch)
+    assert code == 0 and out.startswith(f"Deleted target {twitch}")
+    assert [t["id"] for t in cli.json("streams", "targets", "list", "studio")["items"]] == [
+        added["id"]
+    ]
+
+    code, _, err = cli("streams", "targets", "add", "studio", "bad", f"http://x/live/{secret}")
+    assert code == 1 and err.startswith("rtmp-ingest: invalid target: url:")
+    assert secret not in err
+    code, _, err = cli("streams", "targets", "disable", "studio", "nope")
+    assert code == 1 and "has no target 'nope'" in err
+    code, _, err = cli("streams", "targets", "list", "nope")
+    assert code == 1
+    everything = [cli("streams", "targets", "list", "studio")[1], err]
+    assert not [text for text in everything if secret in text]
