@@ -86,8 +86,9 @@ class Forwarders:
         return Forwarder(self, stream_id, publish.attempt.connection_id)
 
 
-def entry(stats: TargetStats) -> dict[str, Any]:
-    """One target's counters as the session's ``multistream`` list keeps them."""
+def entry(stats: TargetStats, missed: int = 0) -> dict[str, Any]:
+    """One target's counters as the session's ``multistream`` list keeps them (``missed``:
+    media bytes skipped before the engine had the target)."""
     return {
         "target_id": stats.target_id,
         "name": stats.name,
@@ -95,7 +96,7 @@ def entry(stats: TargetStats) -> dict[str, Any]:
         "connected_seconds": round(stats.connected_seconds, 3),
         "bytes_sent": stats.bytes_sent,
         "reconnects": stats.reconnects,
-        "skipped_bytes": stats.skipped_bytes,
+        "skipped_bytes": stats.skipped_bytes + missed,
         "last_error": stats.last_error,
     }
 
@@ -116,6 +117,9 @@ class Forwarder:
         self._reading: asyncio.Task[None] | None = None
         #: Each target's last counters, in the targets' order.
         self._stats: dict[str, TargetStats] = {}
+        #: Media bytes a target missed before the engine had it (its targets were read
+        #: after ``max_buffer`` bytes had come), counted as skipped.
+        self._missed: dict[str, int] = {}
         self._issue: dict[str, Any] | None = None
         self._finished = False
         #: The targets being forwarded to, and when they were last read.
@@ -205,7 +209,9 @@ class Forwarder:
         if self.engine is None:
             self._start_engine(targets)
         else:
+            # Read too late for the start of the session: what came before is skipped.
             for target in targets:
+                self._missed[target.id] = self.engine.media_bytes
                 self.engine.add(target)  # from the next keyframe, with the headers
 
     async def _read_again(self, engine: Multistream) -> None:
@@ -229,6 +235,7 @@ class Forwarder:
         for row in rows:
             if row.id not in self._forwarding and (target := self._target(row)) is not None:
                 self._forwarding.add(row.id)
+                self._missed.pop(row.id, None)
                 self._stats[row.id] = _connecting(target)
                 engine.add(target)  # from the next keyframe, with the headers
 
@@ -329,7 +336,10 @@ class Forwarder:
             }
 
     def _write(self, record: SessionRecord) -> None:
-        record.multistream = [entry(stats) for stats in self._stats.values()]
+        missed = self._missed
+        record.multistream = [
+            entry(stats, missed.get(stats.target_id, 0)) for stats in self._stats.values()
+        ]
         issue = self._issue
         if issue is not None:
             if not any(i.get("code") == ISSUE for i in record.issues):
