@@ -77,14 +77,18 @@ async def nginx(tmp_path: Path) -> AsyncIterator[NginxRtmp]:
     await server.stop()
 
 
-async def _source(tmp_path: Path, settings: MultistreamConfig = FAST) -> Source:
+async def _source(
+    tmp_path: Path, settings: MultistreamConfig = FAST, *, hls: bool = False
+) -> Source:
     received: dict[str, Received] = {}
 
     def factory(publish: PublishInfo) -> Attachment | None:
         received[publish.decision.stream_id or ""] = keeper = Received()
         return keeper
 
-    stack = await start_stack(tmp_path / "source", attachments=[factory], multistream=settings)
+    stack = await start_stack(
+        tmp_path / "source", attachments=[factory], multistream=settings, hls=hls
+    )
     return Source(stack, received)
 
 
@@ -421,3 +425,52 @@ async def test_targets_enabled_and_disabled_while_live_are_followed(
     assert list(entries) == ["early", "late"]
     assert {e["status"] for e in entries.values()} == {"ended"}
     assert entries["late"]["skipped_bytes"] > 0 and entries["early"]["connected_seconds"] > 0
+
+
+async def test_a_target_that_never_connects_is_an_issue_beside_the_segmenters(
+    tmp_path: Path,
+) -> None:
+    """A refusing target fails (3 attempts in a row): the session gets
+    ``multistream_failed`` and keeps it to its end, beside the segmenter's own issues."""
+    settings = MultistreamConfig(retry_min=0.05, retry_max=0.1, connect_timeout=1.0)
+    made = await _source(tmp_path, settings, hls=True)
+    stack = made.stack
+    try:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        stream, key = await stack.streams.create("cam")
+        await stack.store.create_target(
+            id="gone", stream_id=stream.id, name="gone", disabled=False, now=1.0,
+            url=f"rtmp://127.0.0.1:{port}/live/k",
+        )  # fmt: skip
+        clip = make_flv(tmp_path / "clip.flv", seconds=2, size=(160, 120))
+        tags = [t for t in read_flv_tags(clip) if t.tag_type in (8, 9)]
+        pub = await SocketPublisher.open(stack.rtmp.port, name=key)
+        await pub.publish()
+        for tag in tags:
+            send = pub.conn.send_video if tag.tag_type == 9 else pub.conn.send_audio
+            send(tag.timestamp, tag.body)
+        pub.conn.send_video(tags[-1].timestamp + 10, b"\x17")  # malformed: the segmenter's
+        await pub.flush()
+        async with asyncio.timeout(20):
+            while not (live := (await stack.store.list_sessions(limit=1))[0]):
+                await asyncio.sleep(0.05)
+            while (
+                _kinds(await _multistream_events(stack, live[0].id), "gone").count(
+                    "multistream.error"
+                )
+                < FAILED_AFTER
+            ):
+                await asyncio.sleep(0.05)
+        pub.conn.unpublish()
+        await pub.flush()
+        pub.close()
+        session = await _ended(stack, stream.id)
+        codes = [issue["code"] for issue in session.issues]
+        assert "multistream_failed" in codes and "malformed_message" in codes
+        assert not session.is_healthy
+        (entry,) = session.multistream
+        assert entry["status"] == "ended" and entry["last_error"] == "connection refused"
+    finally:
+        await stack.close()
