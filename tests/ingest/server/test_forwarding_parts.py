@@ -1,7 +1,7 @@
 """The forwarding attachment's own rules (:mod:`ingest.server.forwarding`), driven directly
 with a store of the test's: the targets read late (past ``max_buffer``) join at a
 keyframe after the stream's headers; a read the store refuses is retried; a publish
-without a session forwards nothing."""
+without a session forwards nothing; a reload reaches the sessions that start after it."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 from bench.media import make_flv, read_flv_tags
+from ingest.config import Config, MultistreamConfig, StorageConfig
 from ingest.hooks import Decision, PublishAttempt
 from ingest.multistream import ForwardSettings
 from ingest.rtmp.events import MetadataReceived, media_received
 from ingest.server.forwarding import Forwarder, Forwarders
+from ingest.server.runtime import apply_live, build_sessions
 from sessions.writes import StoreWrites
+from storage import Store
 from storage.models import SessionRecord, TargetRecord
 from tests.support.listener import Start, listeners
 
@@ -140,3 +143,23 @@ async def test_a_publish_that_never_opens_a_session_reads_no_targets() -> None:
     forwarder.metadata(MetadataReceived(1, 0, "onMetaData", {}))
     await forwarder.finish(None)
     assert store.reads == 0 and forwarder.engine is None
+
+
+async def test_a_reload_gives_sessions_that_start_afterwards_the_new_settings(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "ledger.db")
+    config = Config(storage=StorageConfig(data_dir=str(tmp_path)))
+    side = build_sessions(config, store, "http://viewer.test")
+    try:
+        (forwarders,) = [f for f in side.manager.attachment_factories if isinstance(f, Forwarders)]
+        assert forwarders.settings == ForwardSettings()
+        running = forwarders(Publish())
+        assert isinstance(running, Forwarder)
+        changed = MultistreamConfig(max_buffer=1 << 20, retry_max=5.0)
+        apply_live(Config(storage=config.storage, multistream=changed), side)
+        assert forwarders.settings == ForwardSettings.from_config(changed)
+        assert running.settings == ForwardSettings(), "a running session keeps its own"
+    finally:
+        side.executor.shutdown()
+        await store.close()
