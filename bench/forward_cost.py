@@ -1,11 +1,13 @@
-"""CPU per forwarded target: our forwarding engine beside nginx-rtmp's ``push``, in one run.
+"""CPU per forwarded target: rtmp-ingest's sessions forwarding to their stream's targets,
+beside nginx-rtmp's ``push``, in one run.
 
 Each server receives one real-time publish (the benchmark clip, ~2.75 Mb/s, pushed by
 ``ffmpeg -re -c copy``) and forwards it to N targets, all on one sink (nginx-rtmp, each
-target a stream name of its own). Ours is an RTMP listener whose publish feeds a
-:class:`~ingest.multistream.Multistream` (what a session will do once wired); nginx's is
-``push rtmp://.../live/tN`` lines. Each server runs with 0 targets, then with N, as
-its own process; its CPU (every thread, from /proc) is read over a steady window, and the
+target a stream name of its own). Ours is the real server (``rtmp-ingest serve``, HLS
+off) with one stream whose N enabled targets are in its store, so the publish goes
+through a session and its forwarding attachment exactly as in production; nginx's is
+``push rtmp://.../live/tN`` lines. Each server runs with 0 targets, then with N, as its
+own process; its CPU (every thread, from /proc) is read over a steady window, and the
 cost per target is (CPU with N - CPU with 0) / N. The publisher and the sink are not
 counted.
 
@@ -94,10 +96,15 @@ def _nginx(prefix: Path, port: int, push: Sequence[str]) -> list[str]:
 
 
 def _measure(
-    server: subprocess.Popen[bytes], port: int, clip: Path, seconds: float, log: Path
+    server: subprocess.Popen[bytes],
+    port: int,
+    clip: Path,
+    seconds: float,
+    log: Path,
+    key: str = "source",
 ) -> float:
     """CPU % of ``server`` over ``seconds`` of a real-time publish into it."""
-    url = f"rtmp://127.0.0.1:{port}/live/source"
+    url = f"rtmp://127.0.0.1:{port}/live/{key}"
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
            "-c", "copy", "-f", "flv", url]  # fmt: skip
     with _process(cmd, log) as publisher:
@@ -112,78 +119,78 @@ def _measure(
     return 100.0 * (cpu - start_cpu) / (wall - start)
 
 
+async def _prepare(data: Path, urls: Sequence[str]) -> str:
+    """A store in ``data`` with one stream whose enabled targets are ``urls``; its key."""
+    from sessions.streams import Streams
+    from sessions.targets import Targets
+    from storage import Store
+
+    store = await Store.open(data / "rtmp-ingest.db")
+    try:
+        stream, key = await Streams(store).create("source")
+        targets = Targets(store)
+        for i, url in enumerate(urls):
+            await targets.create(stream.id, f"target {i}", url)
+    finally:
+        await store.close()
+    return key
+
+
+async def _check_forwarded(data: Path, count: int) -> None:
+    """The session's ledger says every target was live the whole time and skipped
+    nothing (else the figure measures something else)."""
+    from storage import Store
+
+    store = await Store.open(data / "rtmp-ingest.db")
+    try:
+        sessions, _ = await store.list_sessions(limit=1)
+    finally:
+        await store.close()
+    (session,) = sessions
+    entries = session.multistream
+    bad = [e for e in entries if e["reconnects"] or e["skipped_bytes"] or e["last_error"]]
+    if len(entries) != count or bad:
+        raise RuntimeError(f"forwarding was not clean: {entries}")
+
+
+def _ours(tmp: Path, port: int, urls: Sequence[str]) -> tuple[list[str], str]:
+    """The command of a real server on ``port`` forwarding to ``urls``, and the key."""
+    data = tmp / "data"
+    data.mkdir(parents=True)
+    key = asyncio.run(_prepare(data, urls))
+    config = tmp / "config.toml"
+    config.write_text(
+        f'[rtmp]\nlisten = "127.0.0.1:{port}"\n'
+        f'[http]\nlisten = "127.0.0.1:{_free_port()}"\n'
+        f'[hls]\nenabled = false\n[storage]\ndata_dir = "{data}"\n'
+    )
+    return [sys.executable, "-m", "ingest", "serve", "--config", str(config)], key
+
+
 def run_once(
-    tmp: Path, clip: Path, sink_port: int, targets: int, seconds: float
+    tmp: Path, clip: Path, sink_port: int, targets: int, seconds: float, run: int = 0
 ) -> dict[str, dict[int, float]]:
     """{server: {targets: cpu %}} for 0 and ``targets`` targets."""
     results: dict[str, dict[int, float]] = {"rtmp-ingest": {}, "nginx-rtmp": {}}
     for count in (0, targets):
         port = _free_port()
-        urls = [f"rtmp://127.0.0.1:{sink_port}/live/ours{count}-{i}" for i in range(count)]
-        cmd = [sys.executable, "-m", "bench.forward_cost", "serve", str(port), *urls]
-        with _process(cmd, tmp / f"ours-{count}.log") as proc:
-            _wait_accepting(port, proc, "the forwarding server")
+        urls = [f"rtmp://127.0.0.1:{sink_port}/live/ours{run}-{count}-{i}" for i in range(count)]
+        cmd, key = _ours(tmp / f"ours-{run}-{count}", port, urls)
+        with _process(cmd, tmp / f"ours-{run}-{count}.log") as proc:
+            _wait_accepting(port, proc, "rtmp-ingest")
             results["rtmp-ingest"][count] = _measure(
-                proc, port, clip, seconds, tmp / f"pub-ours-{count}.log"
+                proc, port, clip, seconds, tmp / f"pub-ours-{run}-{count}.log", key
             )
+        asyncio.run(_check_forwarded(tmp / f"ours-{run}-{count}" / "data", count))
         port = _free_port()
-        push = [f"rtmp://127.0.0.1:{sink_port}/live/nginx{count}-{i}" for i in range(count)]
-        cmd = _nginx(tmp / f"nginx-{count}", port, push)
-        with _process(cmd, tmp / f"nginx-{count}.log") as proc:
+        push = [f"rtmp://127.0.0.1:{sink_port}/live/nginx{run}-{count}-{i}" for i in range(count)]
+        cmd = _nginx(tmp / f"nginx-{run}-{count}", port, push)
+        with _process(cmd, tmp / f"nginx-{run}-{count}.log") as proc:
             _wait_accepting(port, proc, "nginx")
             results["nginx-rtmp"][count] = _measure(
-                proc, port, clip, seconds, tmp / f"pub-nginx-{count}.log"
+                proc, port, clip, seconds, tmp / f"pub-nginx-{run}-{count}.log"
             )
     return results
-
-
-async def _serve(port: int, urls: list[str]) -> None:
-    """The forwarding server: a listener whose publishes feed a Multistream."""
-    from ingest.config import RtmpConfig
-    from ingest.hooks import Decision, PublishAttempt, PublisherControl, StreamSink
-    from ingest.listener import RtmpServer
-    from ingest.multistream import ForwardSettings, Multistream, Target
-    from ingest.rtmp.events import MediaReceived, MetadataReceived
-    from ingest.rtmp.url import parse_rtmp_url
-
-    targets = [Target(str(i), str(i), parse_rtmp_url(url)) for i, url in enumerate(urls)]
-    running: list[Multistream] = []
-
-    class Sink:
-        def __init__(self, multistream: Multistream) -> None:
-            self.multistream = multistream
-
-        def media(self, event: MediaReceived) -> None:
-            self.multistream.media(event)
-
-        def metadata(self, event: MetadataReceived) -> None:
-            self.multistream.metadata(event)
-
-        def ended(self, cause: str, reason: str, bytes_received: int) -> None:
-            pass
-
-    class Handler:
-        async def authorize(self, attempt: PublishAttempt) -> Decision:
-            return Decision(True)
-
-        def started(
-            self, attempt: PublishAttempt, control: PublisherControl, decision: Decision
-        ) -> StreamSink:
-            multistream = Multistream(targets, ForwardSettings())
-            multistream.start()
-            running.append(multistream)
-            return Sink(multistream)
-
-    handler = Handler()
-    server = RtmpServer(RtmpConfig(listen=f"127.0.0.1:{port}"), handler, handler)
-    await server.start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    for multistream in running:
-        stats = multistream.stats()
-        print(json.dumps([{"status": s.status, "skipped": s.skipped_bytes} for s in stats]))
-    await server.close()
 
 
 async def _feed(clip: Path, sink_port: int, counts: Sequence[int], seconds: float) -> None:
@@ -245,9 +252,6 @@ async def _feed(clip: Path, sink_port: int, counts: Sequence[int], seconds: floa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "serve":
-        asyncio.run(_serve(int(args[1]), args[2:]))
-        return 0
     if args and args[0] == "feed":
         with tempfile.TemporaryDirectory(prefix="forward-feed-") as folder:
             tmp = Path(folder)
@@ -274,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _process(_nginx(tmp / "sink", sink_port, ()), tmp / "sink.log") as sink:
             _wait_accepting(sink_port, sink, "the sink nginx")
             for run in range(options.runs):
-                runs.append(run_once(tmp, clip, sink_port, options.targets, options.seconds))
+                runs.append(run_once(tmp, clip, sink_port, options.targets, options.seconds, run))
                 print(f"run {run + 1}: {json.dumps(runs[-1])}", file=sys.stderr)
     n = options.targets
     report: dict[str, Any] = {"machine": machine(), "targets": n, "runs": runs}

@@ -83,7 +83,10 @@ class LivePublish:
         #: The live health checks (:mod:`sessions.health`), ticked every second.
         self.health = SessionHealth(manager.health_rules)
         #: What the record's issues were last built from, and the health last logged.
-        self._issues_from: tuple[int, int] = (0, 0)
+        self._issues_from: tuple[object, ...] = ()
+        #: The issues :meth:`take_issues` put into the record last (the segmenter's and
+        #: the health checks'); any other issue there is an attachment's, kept as it is.
+        self._issues_built: list[dict[str, Any]] = []
         self._health_said = "healthy"
 
     def accept(self, decision: Decision) -> None:
@@ -152,9 +155,9 @@ class LivePublish:
         record.media_bytes = self.account.media_bytes
         record.tracks = self.account.tracks_list()
         record.updated_at = now
-        self.take_issues(now)
         if self.attachments:
             self._attached(lambda a: a.refresh(record, now, sample), "refresh")
+        self.take_issues(now)
         if not sample:
             return
         samples = self._rate_samples
@@ -178,11 +181,18 @@ class LivePublish:
         if record is None:
             return
         found = self.output.segmenter.issues if self.output is not None else []
-        source = (len(found), self.health.version)
+        built = {id(issue) for issue in self._issues_built}
+        others = [issue for issue in record.issues if id(issue) not in built]
+        source = (
+            len(found),
+            self.health.version,
+            tuple((issue.get("code"), issue.get("ended_at")) for issue in others),
+        )
         if source == self._issues_from:
             return
         self._issues_from = source
-        record.issues = merge_issues(found, self.health.issues)
+        self._issues_built = [*found, *self.health.issues]
+        record.issues = merge_issues(found, self.health.issues, others)
         record.is_healthy = not any(is_open(issue) for issue in record.issues)
         summary = health_summary(record.issues)
         if summary != self._health_said:
@@ -513,6 +523,7 @@ class SessionManager:
         if live.attachments:
             await live.finish_attachments()
         _mark_ended(record, end)
+        # The segmenter's last issues and the attachments' final ones, merged.
         live.take_issues(self.clock())
         settings = output.settings
         if record.record:

@@ -118,6 +118,9 @@ class SessionRecord:
     recording_status: str | None = None
     recording_url: str | None = None
     mp4_url: str | None = None
+    #: One dict per multistream target the session was forwarded to: target_id, name,
+    #: status, connected_seconds, bytes_sent, reconnects, skipped_bytes, last_error.
+    multistream: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,8 +111,14 @@ CREATE TABLE targets (
 CREATE INDEX targets_stream_created ON targets (stream_id, created_at);
 """
 
+#: Each session's multistream targets and what they got, as a JSON array of objects
+#: (``[]``: none forwarded).
+_V_MULTISTREAM: Final = """
+ALTER TABLE sessions ADD COLUMN multistream TEXT NOT NULL DEFAULT '[]';
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V_MULTISTREAM)
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -40,6 +40,9 @@ class Multistream:
         self._tls: ssl.SSLContext | None = None
         self._pending = list(targets)
         self._closed = False
+        #: Media payload bytes of the source so far, sequence headers aside (what a
+        #: target added now has missed).
+        self.media_bytes = 0
 
     def start(self) -> None:
         """Start connecting to every target."""
@@ -65,6 +68,8 @@ class Multistream:
         if packet.header:
             self._headers.pop(packet.track, None)
             self._headers[packet.track] = packet
+        else:
+            self.media_bytes += packet.media_size
         for link in self._links.values():
             link.offer(packet)
 

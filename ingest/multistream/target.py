@@ -100,6 +100,8 @@ class _Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Gone: not aborted again (from here, that would close the socket twice).
+        self.transport = None
         self.fail(f"connection lost: {exc}" if exc else "closed by the target")
 
     def pause_writing(self) -> None:

@@ -1,9 +1,10 @@
 """The operators' subcommands of ``rtmp-ingest``: their arguments, and running them
 against the same SQLite store as ``serve``.
 
-``streams create|list|show|rotate-key|disable|enable|delete``, ``sessions list|show`` and
-``analytics``; a stream is named by id or by name (REF). The commands themselves are in
-:mod:`ingest.server.admin_commands`.
+``streams create|list|show|rotate-key|disable|enable|delete``, ``streams targets
+list|add|disable|enable|delete``, ``sessions list|show`` and ``analytics``; a stream is
+named by id or by name (REF). The commands themselves are in
+:mod:`ingest.server.admin_commands` (and :mod:`ingest.server.admin_targets`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from ingest.config import Config
 from ingest.server import admin_commands as cmd
+from ingest.server import admin_targets as tgt
 from sessions.http.deps import DEFAULT_LIMIT
 from sessions.http.views import ingest_rtmps_url, ingest_url
 from sessions.streams import Streams
@@ -113,6 +115,8 @@ def add_commands(
         if name == "delete":
             leaf.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    _target_commands(group, add_common)
+
     sessions = commands.add_parser("sessions", help="list and show publish sessions")
     group = sessions.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     listing = _leaf(group, "list", "list sessions, newest first", cmd.sessions_list, add_common)
@@ -134,6 +138,34 @@ def add_commands(
     )
     totals.add_argument("--stream", metavar="REF", help="only this stream's sessions (id or name)")
     _time_range(totals)
+
+
+def _target_commands(
+    streams: argparse._SubParsersAction[argparse.ArgumentParser], add_common: AddCommon
+) -> None:
+    """``streams targets ...`` (:mod:`ingest.server.admin_targets`)."""
+    targets = streams.add_parser("targets", help="a stream's multistream targets")
+    group = targets.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = _leaf(group, "list", "list a stream's targets", tgt.targets_list, add_common)
+    listing.add_argument("ref", metavar="REF", help="stream id or name")
+    _paging(listing)
+    add = _leaf(group, "add", "add a target to a stream", tgt.targets_add, add_common)
+    add.add_argument("ref", metavar="REF", help="stream id or name")
+    add.add_argument("name", metavar="NAME", help="a name for the target")
+    add.add_argument(
+        "url",
+        metavar="URL",
+        help="rtmp:// or rtmps://host[:port]/app/KEY, or - to read it from standard input",
+    )
+    add.add_argument("--disabled", action="store_true", help="add it disabled")
+    for name, help_text, handler, json_output in (
+        ("disable", "stop forwarding to a target", tgt.targets_disable, True),
+        ("enable", "forward to a target again", tgt.targets_enable, True),
+        ("delete", "delete a target", tgt.targets_delete, False),
+    ):
+        leaf = _leaf(group, name, help_text, handler, add_common, json_output=json_output)
+        leaf.add_argument("ref", metavar="REF", help="stream id or name")
+        leaf.add_argument("target", metavar="TARGET_ID", help="the target's id")
 
 
 async def _run(config: Config, command: cmd.Command, args: argparse.Namespace) -> None:

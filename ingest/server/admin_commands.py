@@ -69,7 +69,7 @@ class Admin:
         return None if stream is None else stream.playback_id
 
 
-def _emit(value: Any) -> None:
+def emit(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
@@ -97,7 +97,7 @@ def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
 
 def _print_key(admin: Admin, stream: StreamRecord, key: str, live: bool, what: str) -> None:
     if admin.as_json:
-        _emit(as_json(key_view(stream, key, ingest_url=admin.ingest_urls, live=live)))
+        emit(as_json(key_view(stream, key, ingest_url=admin.ingest_urls, live=live)))
         return
     print(f"{what} {stream.name!r}.\n")
     print(fields([*admin.servers(), ("Stream Key", key)]))
@@ -194,9 +194,9 @@ async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
             as_json(stream_view(s, ingest_url=admin.ingest_urls, live=lv))
             for s, lv in zip(records, live, strict=True)
         ]
-        _emit_page(items, total, args)
+        emit_page(items, total, args)
         return
-    if _empty_page("streams", records, total, args):
+    if empty_page("streams", records, total, args):
         return
     rows = [
         [
@@ -210,14 +210,14 @@ async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
         for s, lv in zip(records, live, strict=True)
     ]
     print(table(["NAME", "ID", "STATUS", "RECORD", "LAST SEEN (UTC)", "CREATED (UTC)"], rows))
-    _print_range(args.offset, len(records), total, "stream")
+    print_range(args.offset, len(records), total, "stream")
 
 
 async def streams_show(admin: Admin, args: argparse.Namespace) -> None:
     stream = await admin.stream(args.ref)
     live = await admin.is_live(stream)
     if admin.as_json:
-        _emit(as_json(stream_view(stream, ingest_url=admin.ingest_urls, live=live)))
+        emit(as_json(stream_view(stream, ingest_url=admin.ingest_urls, live=live)))
     else:
         print(_stream_block(admin, stream, live))
 
@@ -240,7 +240,7 @@ async def _set_disabled(admin: Admin, ref: str, disabled: bool) -> None:
         raise CommandError(f"no stream named or with id {ref!r}")
     if admin.as_json:
         live = await admin.is_live(changed)
-        _emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
+        emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
     else:
         print(f"Stream {changed.name!r} {'disabled' if disabled else 'enabled'}.")
 
@@ -303,9 +303,9 @@ async def sessions_list(admin: Admin, args: argparse.Namespace) -> None:
     )
     if admin.as_json:
         items = [await _session_json(admin, record) for record in records]
-        _emit_page(items, total, args)
+        emit_page(items, total, args)
         return
-    if _empty_page("sessions", records, total, args):
+    if empty_page("sessions", records, total, args):
         return
     rows = [
         [
@@ -321,7 +321,7 @@ async def sessions_list(admin: Admin, args: argparse.Namespace) -> None:
     ]
     headers = ["ID", "STREAM", "STATUS", "STARTED (UTC)", "DURATION", "BYTES", "END REASON"]
     print(table(headers, rows))
-    _print_range(args.offset, len(records), total, "session")
+    print_range(args.offset, len(records), total, "session")
 
 
 async def _session_json(admin: Admin, record: SessionRecord) -> dict[str, Any]:
@@ -348,7 +348,7 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
     if record is None:
         raise CommandError(f"no session with id {args.id!r}")
     if admin.as_json:
-        _emit(await _session_json(admin, record))
+        emit(await _session_json(admin, record))
         return
     pairs = [
         ("ID", record.id),
@@ -380,6 +380,22 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         print(f"  track: {_track_line(track)}")
     for issue in record.issues:
         print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
+    for entry in record.multistream:
+        print(f"  multistream: {_multistream_line(entry)}")
+
+
+def _multistream_line(entry: dict[str, Any]) -> str:
+    """One target's line of ``sessions show``."""
+    line = (
+        f"{entry.get('name')} ({entry.get('target_id')}) {entry.get('status')},"
+        f" connected {format_duration(entry.get('connected_seconds'))},"
+        f" sent {format_bytes(entry.get('bytes_sent'))},"
+        f" {entry.get('reconnects', 0)} reconnects,"
+        f" skipped {format_bytes(entry.get('skipped_bytes'))}"
+    )
+    if entry.get("last_error"):
+        line += f"; last error: {entry['last_error']}"
+    return line
 
 
 # --- analytics ----------------------------------------------------------------------------
@@ -394,7 +410,7 @@ async def analytics(admin: Admin, args: argparse.Namespace) -> None:
     )
     view = analytics_view(totals, since=times.since, until=times.until)
     if admin.as_json:
-        _emit(as_json(view))
+        emit(as_json(view))
         return
     pairs = [
         ("Sessions", str(view.count)),
@@ -413,17 +429,17 @@ def _bound(ts: float | None) -> str:
     return "(no limit)" if ts is None else format_utc(ts)
 
 
-def _print_range(offset: int, shown: int, total: int, noun: str) -> None:
+def print_range(offset: int, shown: int, total: int, noun: str) -> None:
     if shown < total:
         print(f"\n{offset + 1}-{offset + shown} of {total} {noun}s (--offset, --limit for more)")
 
 
-def _emit_page(items: list[Any], total: int, args: argparse.Namespace) -> None:
+def emit_page(items: list[Any], total: int, args: argparse.Namespace) -> None:
     """A listing as the API's page object."""
-    _emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
+    emit({"items": items, "total": total, "offset": args.offset, "limit": args.limit})
 
 
-def _empty_page(what: str, records: Sequence[object], total: int, args: argparse.Namespace) -> bool:
+def empty_page(what: str, records: Sequence[object], total: int, args: argparse.Namespace) -> bool:
     """Say so when a listing page is empty; True if it was."""
     if records:
         return False

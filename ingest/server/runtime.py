@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from ingest.config import Config
 from ingest.listener import RtmpServer
 from ingest.logs import apply_log_config
+from ingest.multistream import ForwardSettings
+from ingest.server.forwarding import Forwarders
 from ingest.server.looplag import LoopLagMonitor
 from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
@@ -105,7 +107,8 @@ def build_sessions(
     """The session side of a process. Without ``owner`` it owns the live streams (a
     :class:`~sessions.owner.StreamOwner` with the key checks); a worker process passes
     the :class:`~sessions.remote.RemoteSessions` that asks the main process instead, and
-    its ``process`` number."""
+    its ``process`` number. Every publish is forwarded to its stream's multistream
+    targets (:mod:`ingest.server.forwarding`), after ``attachments``."""
     executor = media_executor(config)
     writes = StoreWrites(store)
     streams: Streams | None = None
@@ -127,6 +130,7 @@ def build_sessions(
             check_interval=config.sessions.flush_interval,
         )
         streams.on_disabled = own.end_stream
+    forwarders = Forwarders(store, writes, ForwardSettings.from_config(config.multistream))
     manager = SessionManager(
         store,
         owner,
@@ -135,7 +139,7 @@ def build_sessions(
         flush_interval=config.sessions.flush_interval,
         rate_window=config.sessions.rate_window,
         media=media_settings(config, executor, public_url),
-        attachments=attachments,
+        attachments=[*attachments, forwarders],
         health=health_rules(config),
     )
     return SessionSide(manager, executor, own, authorizer, streams)
@@ -161,6 +165,9 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
     side.manager.flush_interval = config.sessions.flush_interval
     side.manager.rate_window = config.sessions.rate_window
     side.manager.set_health_rules(health_rules(config))
+    for factory in side.manager.attachment_factories:
+        if isinstance(factory, Forwarders):
+            factory.settings = ForwardSettings.from_config(config.multistream)
     if side.owner is not None:
         side.owner.policy = DuplicatePolicy(config.sessions.duplicate_publish)
         side.owner.check_interval = config.sessions.flush_interval

@@ -191,6 +191,28 @@ class StreamWithKey(Stream):
     stream_key: str = Field(description="The secret stream key. Shown only this once.")
 
 
+class MultistreamEntry(BaseModel):
+    """What one of the stream's multistream targets got of the session."""
+
+    target_id: str
+    name: str = Field(description="The target's name when the session started.")
+    status: Literal["connecting", "live", "retrying", "failed", "ended"] = Field(
+        description="connecting: the first attempt is under way; live: publishing to it;"
+        " retrying: an attempt failed or the connection was lost, tried again with backoff;"
+        " failed: still retried, but 3 attempts in a row failed; ended: the session is over."
+    )
+    connected_seconds: float = Field(description="Seconds it was live, all connections.")
+    bytes_sent: int = Field(description="RTMP bytes written to it.")
+    reconnects: int = Field(description="Times it went live again after a failure or drop.")
+    skipped_bytes: int = Field(
+        description="Media bytes it did not get: while not live, and past the per-target"
+        " buffer (skipped to the next keyframe)."
+    )
+    last_error: str | None = Field(
+        description="Why its last attempt failed or its last connection ended (key masked)."
+    )
+
+
 class Session(BaseModel):
     """One publish, from its first media packet to its last."""
 
@@ -231,6 +253,10 @@ class Session(BaseModel):
     recording_url: str | None
     mp4_url: str | None
     playback_id: str | None = Field(description="Its stream's playback id (null if deleted).")
+    multistream: list[MultistreamEntry] = Field(
+        description="One entry per enabled multistream target of the stream when the"
+        " session started (empty: none)."
+    )
 
 
 class Target(BaseModel):

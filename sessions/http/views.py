@@ -148,6 +148,7 @@ def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.
         recording_url=session.recording_url,
         mp4_url=session.mp4_url,
         playback_id=playback_id,
+        multistream=[schemas.MultistreamEntry(**entry) for entry in session.multistream],
     )
 
 

@@ -26,7 +26,7 @@ async def test_migrates_an_empty_database(tmp_path: Path) -> None:
     try:
         assert store.path == path
         assert path.exists()
-        assert SCHEMA_VERSION == 3
+        assert SCHEMA_VERSION == len(MIGRATIONS) == 4
         assert await store.integrity_check() == "ok"
     finally:
         await store.close()
@@ -70,6 +70,37 @@ async def test_a_version_1_database_gets_stream_profiles(tmp_path: Path) -> None
         )
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_version_3_database_gets_the_sessions_multistream_ledger(tmp_path: Path) -> None:
+    """The multistream migration gives the sessions already there an empty ledger; a new
+    one round-trips."""
+    path = tmp_path / "ingest.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        for migration in MIGRATIONS[:3]:
+            for statement in split_statements(migration):
+                await conn.execute_fetchall(statement)
+        await conn.execute_fetchall("PRAGMA user_version = 3")
+        await conn.execute_fetchall(
+            "INSERT INTO streams (id, name, key_hash, playback_id, created_at, updated_at)"
+            " VALUES ('s1', 'old', 'h1', 'p1', 5.0, 6.0)"
+        )
+        await conn.execute_fetchall(
+            "INSERT INTO sessions (id, stream_id, name, created_at, last_seen, updated_at)"
+            " VALUES ('x1', 's1', 'old', 5.0, 6.0, 6.0)"
+        )
+    entry = {"target_id": "t1", "name": "yt", "status": "live", "bytes_sent": 7}
+    async with await Store.open(path) as store:
+        old = await store.get_session("x1")
+        assert old is not None and old.multistream == []
+        new = SessionRecord(
+            id="x2", stream_id="s1", name="old", created_at=7, last_seen=7, updated_at=7
+        )
+        await store.insert_session(new)
+        new.multistream = [entry]
+        await store.save_sessions([new])
+        again = await store.get_session("x2")
+        assert again is not None and again.multistream == [entry]
 
 
 async def test_wal_and_pragmas(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from ingest.config import (
     Config,
     HlsConfig,
+    MultistreamConfig,
     RtmpConfig,
     RtmpsConfig,
     SessionsConfig,
@@ -82,10 +83,12 @@ async def start_stack(
     max_linger: float = 30.0,
     rtmps: RtmpsConfig | None = None,
     attachments: Sequence[AttachmentFactory] = (),
+    multistream: MultistreamConfig | None = None,
     **rtmp: Any,
 ) -> Stack:
     """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
-    127.0.0.1:0 unless given), RTMPS too."""
+    127.0.0.1:0 unless given), RTMPS too; ``multistream``: how sessions are forwarded to
+    their streams' targets."""
     store = await Store.open(tmp_path / "ledger.db")
     config = Config(
         rtmp=RtmpConfig(listen="127.0.0.1:0", **rtmp),
@@ -99,6 +102,7 @@ async def start_stack(
         ),
         hls=HlsConfig(enabled=hls, max_linger=max_linger, workers=2),
         storage=StorageConfig(data_dir=str(tmp_path)),
+        multistream=multistream or MultistreamConfig(),
     )
     sessions = build_sessions(config, store, "http://viewer.test", attachments=attachments)
     await sessions.start()

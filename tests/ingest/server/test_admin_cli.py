@@ -219,6 +219,11 @@ def test_sessions_list_and_show(cli: Cli) -> None:
             one["id"], "s-old", 0, status="ended", ended_at=T0 + 65, duration=65.0,
             bytes_received=12_345_678, end_reason="unpublished",
             tracks=[{"kind": "video", "codec": "h264", "width": 1920, "height": 1080}],
+            multistream=[{
+                "target_id": "t1", "name": "youtube", "status": "ended",
+                "connected_seconds": 61.0, "bytes_sent": 9_000_000, "reconnects": 2,
+                "skipped_bytes": 40_000, "last_error": "closed by the target",
+            }],
         ),
         _session(two["id"], "s-other", 1, status="ended", end_reason="timeout", duration=5.0),
         _session(one["id"], "s-live", 2, duration=30.0, bytes_received=2048),
@@ -248,6 +253,13 @@ def test_sessions_list_and_show(cli: Cli) -> None:
     assert shown["playback_id"] == one["playback_id"]
     code, out, _ = cli("sessions", "show", "s-old")
     assert code == 0 and "unpublished" in out and "1920x1080" in out and "1m05s" in out
+    assert re.search(
+        r"^  multistream: youtube \(t1\) ended, connected 1m01s, sent 9\.0 MB, 2 reconnects,"
+        r" skipped 40\.0 kB; last error: closed by the target$",
+        out,
+        re.M,
+    ), out
+    assert shown["multistream"][0]["reconnects"] == 2
     assert re.search(r"^Started:\s+2026-11-21 19:24:10 UTC$", out, re.M), out
     assert re.search(r"^Ended:\s+2026-11-21 19:25:15 UTC$", out, re.M), out
     assert cli.json("streams", "show", "studio")["status"] == "live"
@@ -418,3 +430,47 @@ async def test_analytics_and_ended_sessions_match_the_api_after_real_publishes(
     assert shown["Created since"] == shown["Created before"] == "(no limit)"
     _, out, _ = await run("analytics", "--since", "2026-11-21T19:24:10.5Z")
     assert re.search(r"^Created since:\s+2026-11-21 19:24:10 UTC$", out, re.M), out
+
+
+def test_streams_targets_are_managed_with_their_keys_masked(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.create("studio")
+    secret = "yt-0123-4567-89ab"
+    added = cli.json("streams", "targets", "add", "studio", "youtube",
+                     f"rtmp://a.rtmp.youtube.com/live2/{secret}")  # fmt: skip
+    assert added["url"] == "rtmp://a.rtmp.youtube.com/live2/****" and not added["disabled"]
+    # From standard input: the key stays out of the command line.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"rtmps://live.twitch.tv:443/app/{secret}\n"))
+    code, out, err = cli("streams", "targets", "add", "studio", "twitch", "-", "--disabled")
+    assert code == 0, err
+    assert re.fullmatch(
+        r"Added target 'twitch' \(\S+\): rtmps://live\.twitch\.tv/app/\*\*\*\*\n", out
+    )
+
+    code, out, _ = cli("streams", "targets", "list", "studio")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["NAME", "ID", "URL", "ENABLED", "CREATED"]
+    assert [line.split()[0] for line in lines[1:]] == ["youtube", "twitch"]
+    assert lines[2].split()[3] == "no"
+    page = cli.json("streams", "targets", "list", "studio")
+    assert page["total"] == 2 and page["items"][0] == added
+    twitch = page["items"][1]["id"]
+
+    assert cli.json("streams", "targets", "enable", "studio", twitch)["disabled"] is False
+    assert cli.json("streams", "targets", "disable", "studio", added["id"])["disabled"] is True
+    code, out, _ = cli("streams", "targets", "delete", "studio", twitch)
+    assert code == 0 and out.startswith(f"Deleted target {twitch}")
+    assert [t["id"] for t in cli.json("streams", "targets", "list", "studio")["items"]] == [
+        added["id"]
+    ]
+
+    code, _, err = cli("streams", "targets", "add", "studio", "bad", f"http://x/live/{secret}")
+    assert code == 1 and err.startswith("rtmp-ingest: invalid target: url:")
+    assert secret not in err
+    code, _, err = cli("streams", "targets", "disable", "studio", "nope")
+    assert code == 1 and "has no target 'nope'" in err
+    code, _, err = cli("streams", "targets", "list", "nope")
+    assert code == 1
+    everything = [cli("streams", "targets", "list", "studio")[1], err]
+    assert not [text for text in everything if secret in text]

@@ -26,13 +26,16 @@ from typing import Any
 
 import pytest
 
-from bench.media import make_flv
+from bench.media import make_flv, read_flv_tags
+from ingest.config import RtmpConfig
+from ingest.listener import RtmpServer
 from ingest.rtmp.events import StatusReceived
 from sessions.streams import Streams
 from storage import Store
 from storage.models import StreamRecord
 from tests.support.certs import make_certificate, served_fingerprint
 from tests.support.media import publish_with_pyav, start_ffmpeg
+from tests.support.recorder import AllowAll, Recorder
 from tests.support.rtmp_client import SocketPublisher
 
 TOKEN = "test-admin-token-of-the-worker-tests"
@@ -289,6 +292,52 @@ async def test_rtmps_in_every_worker_and_a_certificate_reload(tmp_path: Path) ->
             publisher.conn.send_video(60, KEYFRAME)
         for session in await _unpublish_all(server, publishers):
             assert session["media_bytes"] == 4 * len(KEYFRAME) + 3 * len(AUDIO)
+
+
+@pytest.mark.slow
+async def test_sessions_are_forwarded_from_the_worker_that_holds_them(tmp_path: Path) -> None:
+    """With worker processes, the worker that holds a publish forwards it to the stream's
+    targets (here a listener of the test's), and the session's ledger, read through the
+    main process's API, says what each target got."""
+    target, recorder = await _listener()
+    try:
+        async with running(tmp_path, 1) as (server, [(stream, key)]):
+            store = await Store.open(server.data_dir / "rtmp-ingest.db")
+            try:
+                await store.create_target(
+                    id="t1", stream_id=stream.id, name="backup", disabled=False, now=1.0,
+                    url=f"rtmp://127.0.0.1:{target.port}/live/forwarded",
+                )  # fmt: skip
+            finally:
+                await store.close()
+            clip = make_flv(tmp_path / "clip.flv", seconds=2, size=(160, 120))
+            url = f"rtmp://127.0.0.1:{server.rtmp_port}/live/{key}"
+            assert await (await start_ffmpeg(clip, url)).wait() == 0
+            async with asyncio.timeout(30):
+                while (
+                    not (page := await server.call("GET", f"/api/sessions?stream_id={stream.id}"))[
+                        "items"
+                    ]
+                    or page["items"][0]["status"] != "ended"
+                ):
+                    await asyncio.sleep(0.1)
+            session = page["items"][0]
+            (sink,) = await recorder.wait_ended()
+        sent = [(t.tag_type, t.body) for t in read_flv_tags(clip) if t.tag_type in (8, 9)]
+        assert [(e.message_type, e.payload) for e in sink.media_events] == sent
+        (entry,) = session["multistream"]
+        assert (entry["target_id"], entry["name"], entry["status"]) == ("t1", "backup", "ended")
+        assert entry["skipped_bytes"] == 0 and entry["bytes_sent"] > session["media_bytes"]
+    finally:
+        await target.close()
+
+
+async def _listener() -> tuple[RtmpServer, Recorder]:
+    """An RTMP listener of the test's own that records what it gets."""
+    recorder = Recorder()
+    server = RtmpServer(RtmpConfig(listen="127.0.0.1:0"), AllowAll(), recorder)
+    await server.start()
+    return server, recorder
 
 
 @pytest.mark.slow

@@ -87,6 +87,18 @@ def _ids(response_json: dict[str, object]) -> list[str]:
     return [item["id"] for item in items]
 
 
+_ENTRY = {
+    "target_id": "t1",
+    "name": "youtube",
+    "status": "ended",
+    "connected_seconds": 64.5,
+    "bytes_sent": 120_000,
+    "reconnects": 1,
+    "skipped_bytes": 3000,
+    "last_error": "connection lost: [Errno 104] Connection reset by peer",
+}
+
+
 async def test_session_json_has_every_field_in_its_format(api: Api) -> None:
     one, _ = await _two_streams(api)
     await api.store.insert_session(
@@ -103,6 +115,7 @@ async def test_session_json_has_every_field_in_its_format(api: Api) -> None:
             end_reason="unpublished",
             remote_addr="192.0.2.1:50000",
             encoder="obs-output module",
+            multistream=[_ENTRY],
         )
     )
     response = await api.get("/api/sessions/s1")
@@ -116,13 +129,14 @@ async def test_session_json_has_every_field_in_its_format(api: Api) -> None:
     assert body["issues"][0]["at"] == "2026-11-21T19:24:11.123Z"
     assert body["playback_id"] == one.playback_id
     assert body["status"] == "ended" and body["end_reason"] == "unpublished"
+    assert body["multistream"] == [_ENTRY]
     assert set(body) >= {
         "id", "stream_id", "name", "status", "created_at", "ended_at", "last_seen",
         "updated_at", "duration", "media_duration", "ingest_seconds", "bytes_received",
         "media_bytes", "ingest_rate", "tracks", "is_healthy", "issues", "end_reason",
         "err_message", "remote_addr", "encoder", "source_segments",
         "source_segments_duration", "source_bytes", "viewer_seconds", "record",
-        "recording_status", "recording_url", "mp4_url", "playback_id",
+        "recording_status", "recording_url", "mp4_url", "playback_id", "multistream",
     }  # fmt: skip
 
 
