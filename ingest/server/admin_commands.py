@@ -343,6 +343,22 @@ def _track_line(track: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _rendition_line(counters: dict[str, Any], produced: list[dict[str, Any]]) -> str:
+    """``360p 640x360 800 kb/s: 3 segments (1.2 MB), 180 frames, 0 dropped``."""
+    name = counters.get("name", "?")
+    profile = next((p for p in produced if p.get("name") == name), None)
+    shape = (
+        ""
+        if profile is None
+        else (f" {profile['width']}x{profile['height']} {int(profile['bitrate']) // 1000} kb/s")
+    )
+    return (
+        f"{name}{shape}: {counters.get('segments', 0)} segments "
+        f"({format_bytes(int(counters.get('bytes', 0)))}), {counters.get('frames', 0)} frames, "
+        f"{counters.get('dropped_frames', 0)} dropped"
+    )
+
+
 async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
     record = await admin.store.get_session(args.id)
     if record is None:
@@ -365,6 +381,13 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         ("Ingest rate", format_rate(record.ingest_rate)),
         ("Segments", f"{record.source_segments} ({format_bytes(record.source_bytes)})"),
         ("Viewer time", format_duration(record.viewer_seconds)),
+        (
+            "Transcoded",
+            f"{record.transcoded_segments} segments, "
+            f"{format_duration(record.transcoded_segments_duration)} "
+            f"({format_bytes(record.transcoded_bytes)})",
+        ),
+        ("Outgoing rate", format_rate(record.outgoing_rate)),
         ("Healthy", yes_no(record.is_healthy)),
         ("Remote address", record.remote_addr or "-"),
         ("Encoder", record.encoder or "-"),
@@ -378,6 +401,8 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
     print(fields(pairs))
     for track in record.tracks:
         print(f"  track: {_track_line(track)}")
+    for rendition in record.renditions:
+        print(f"  rendition: {_rendition_line(rendition, record.profiles)}")
     for issue in record.issues:
         print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
 
@@ -401,6 +426,7 @@ async def analytics(admin: Admin, args: argparse.Namespace) -> None:
         ("Ingest time", format_duration(view.total_ingest_seconds)),
         ("Bytes received", f"{format_bytes(view.total_bytes)} ({view.total_bytes} bytes)"),
         ("Viewer time", format_duration(view.total_viewer_seconds)),
+        ("Transcoded time", format_duration(view.total_transcoded_seconds)),
         ("Created since", _bound(times.since)),
         ("Created before", _bound(times.until)),
     ]

@@ -147,6 +147,12 @@ def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.
         recording_url=session.recording_url,
         mp4_url=session.mp4_url,
         playback_id=playback_id,
+        profiles=[schemas.RenditionProfile(**profile) for profile in session.profiles],
+        renditions=[schemas.RenditionCounters(**counters) for counters in session.renditions],
+        transcoded_segments=int(session.transcoded_segments),
+        transcoded_segments_duration=round_seconds(session.transcoded_segments_duration),
+        transcoded_bytes=int(session.transcoded_bytes),
+        outgoing_rate=round_seconds(session.outgoing_rate),
     )
 
 
@@ -159,6 +165,7 @@ def analytics_view(
         total_ingest_seconds=round_seconds(totals.total_ingest_seconds),
         total_bytes=int(totals.total_bytes),
         total_viewer_seconds=round_seconds(totals.total_viewer_seconds),
+        total_transcoded_seconds=round_seconds(totals.total_transcoded_seconds),
         since=format_optional_time(since),
         until=format_optional_time(until),
     )
