@@ -457,10 +457,11 @@ class SessionManager:
             log_event(
                 logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
             )
+        # The segmenter's issues first: the attachments add theirs beside them.
+        _take_issues(record, output)
         if live.attachments:
             await live.finish_attachments()
         _mark_ended(record, end)
-        _take_issues(record, output)
         settings = output.settings
         if record.record:
             await_recording(record, settings, output.playback_id)

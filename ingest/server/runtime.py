@@ -22,6 +22,7 @@ from sessions.manager import SessionManager
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
+from sessions.transcode.attachment import RenditionsFactory
 from sessions.writes import StoreWrites
 from storage import Store
 
@@ -63,6 +64,8 @@ class SessionSide:
     owner: StreamOwner | None = None
     authorizer: KeyAuthorizer | None = None
     streams: Streams | None = None
+    #: The renditions of its sessions (None with HLS off).
+    renditions: RenditionsFactory | None = None
 
     async def start(self, *, recover: bool = True) -> None:
         """Start the session manager (recovering what a crash left, with ``recover``) and
@@ -75,6 +78,8 @@ class SessionSide:
         """End every publish (as ``shutdown``), write everything, stop (the executor is
         the caller's to shut down, after its last use)."""
         await self.manager.close()
+        if self.renditions is not None:
+            await self.renditions.close()
         if self.owner is not None:
             await self.owner.close()
 
@@ -113,6 +118,8 @@ def build_sessions(
             check_interval=config.sessions.flush_interval,
         )
         streams.on_disabled = own.end_stream
+    media = media_settings(config, executor, public_url)
+    renditions = RenditionsFactory(config) if media is not None else None
     manager = SessionManager(
         store,
         owner,
@@ -120,10 +127,10 @@ def build_sessions(
         writes=writes,
         flush_interval=config.sessions.flush_interval,
         rate_window=config.sessions.rate_window,
-        media=media_settings(config, executor, public_url),
-        attachments=attachments,
+        media=media,
+        attachments=[*attachments, *([renditions] if renditions is not None else [])],
     )
-    return SessionSide(manager, executor, own, authorizer, streams)
+    return SessionSide(manager, executor, own, authorizer, streams, renditions)
 
 
 def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None) -> None:
@@ -144,4 +151,6 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
         )
         side.authorizer.throttle_failures = config.sessions.throttle_failures
         side.authorizer.throttle_window = config.sessions.throttle_window
+    if side.renditions is not None:
+        side.renditions.apply(config)
     apply_log_config(config.log)
