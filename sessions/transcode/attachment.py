@@ -199,13 +199,17 @@ class RenditionsAttachment:
             return
         self.refresh(record, self.factory.clock(), sample=False)
         record.outgoing_rate = 0.0  # nothing is being transcoded any more
-        await asyncio.gather(*self._writes, return_exceptions=True)
+        await self.written()
         if self.folder is not None and record.record and self._report is not None:
             variants = self.meter.variants(
                 record, self._report, VOD_PLAYLIST, source_playlist=SOURCE_VOD_PLAYLIST
             )
             if variants:
                 await self._write(write_vod_master, self.folder, variants)
+
+    async def written(self) -> None:
+        """Wait for the playlist writes asked so far."""
+        await asyncio.gather(*self._writes, return_exceptions=True)
 
     # -- helpers -----------------------------------------------------------------------
 
