@@ -17,6 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.profiles import (
+    Profile,
+    ProfileError,
+    format_profiles,
+    parse_profiles,
+    profiles_from_json,
+)
 from sessions.http.deps import TimeRange, time_range
 from sessions.http.errors import ApiError
 from sessions.http.timefmt import format_display_time
@@ -87,12 +94,20 @@ def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
             ("Playback ID", stream.playback_id),
             ("Status", _stream_status(stream, live)),
             ("Record", yes_no(stream.record)),
+            ("Profiles", _stream_profiles(stream)),
             *admin.servers(),
             ("Last seen", format_utc(stream.last_seen)),
             ("Created", format_utc(stream.created_at)),
             ("Updated", format_utc(stream.updated_at)),
         ]
     )
+
+
+def _stream_profiles(stream: StreamRecord) -> str:
+    try:
+        return format_profiles(profiles_from_json(stream.profiles)) or "-"
+    except ProfileError as exc:
+        return f"invalid: {exc}"
 
 
 def _print_key(admin: Admin, stream: StreamRecord, key: str, live: bool, what: str) -> None:
@@ -176,9 +191,18 @@ def fields(pairs: Sequence[tuple[str, str]], indent: str = "") -> str:
 # --- streams ------------------------------------------------------------------------------
 
 
-async def streams_create(admin: Admin, args: argparse.Namespace) -> None:
+def _profiles(given: list[str]) -> tuple[Profile, ...]:
+    """Profiles given one per argument (each may hold several, comma-separated)."""
     try:
-        stream, key = await admin.streams.create(args.name, record=args.record)
+        return parse_profiles(",".join(given))
+    except ProfileError as exc:
+        raise CommandError(f"invalid profiles: {exc}") from None
+
+
+async def streams_create(admin: Admin, args: argparse.Namespace) -> None:
+    ladder = _profiles(args.profiles)
+    try:
+        stream, key = await admin.streams.create(args.name, record=args.record, profiles=ladder)
     except InvalidName as exc:
         raise CommandError(f"invalid stream name: {exc}") from None
     except StreamNameTaken:
@@ -220,6 +244,22 @@ async def streams_show(admin: Admin, args: argparse.Namespace) -> None:
         _emit(as_json(stream_view(stream, ingest_url=admin.ingest_urls, live=live)))
     else:
         print(_stream_block(admin, stream, live))
+
+
+async def streams_set_profiles(admin: Admin, args: argparse.Namespace) -> None:
+    ladder = _profiles(args.profiles)
+    stream = await admin.stream(args.ref)
+    changed = await admin.streams.update(stream.id, profiles=ladder)
+    if changed is None:
+        raise CommandError(f"no stream named or with id {args.ref!r}")
+    if admin.as_json:
+        live = await admin.is_live(changed)
+        _emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
+    elif ladder:
+        print(f"Stream {changed.name!r}: profiles {format_profiles(ladder)}.")
+        print("Its next session makes these renditions (a live one keeps its own).")
+    else:
+        print(f"Stream {changed.name!r}: no profiles of its own (the server's default applies).")
 
 
 async def streams_rotate_key(admin: Admin, args: argparse.Namespace) -> None:
