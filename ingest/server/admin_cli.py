@@ -2,9 +2,8 @@
 against the same SQLite store as ``serve``.
 
 ``streams create|list|show|set-profiles|rotate-key|disable|enable|delete``, ``sessions
-list|show`` and
-``analytics``; a stream is named by id or by name (REF). The commands themselves are in
-:mod:`ingest.server.admin_commands`.
+list|show`` and ``analytics``; a stream is named by id or by name (REF). The commands
+themselves are in :mod:`ingest.server.admin_commands`.
 """
 
 from __future__ import annotations
