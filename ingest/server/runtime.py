@@ -71,6 +71,8 @@ class SessionSide:
         """Start the session manager (recovering what a crash left, with ``recover``) and
         the owner's checks."""
         await self.manager.start(recover=recover)
+        if self.renditions is not None:
+            await self.renditions.start()
         if self.owner is not None:
             self.owner.start()
 

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ingest.config import Config, LogConfig, TranscodeConfig
 from ingest.logs import log_event
@@ -62,8 +62,10 @@ class RenditionsFactory:
         self.clock = clock
         self.window = config.hls.window
         self.max_lag = config.transcode.max_lag
-        segment_format = config.hls.segment_format
-        self.segment_format: Any = segment_format
+        value = config.hls.segment_format
+        self.segment_format: Literal["auto", "mpegts", "fmp4"] = (
+            "mpegts" if value == "mpegts" else "fmp4" if value == "fmp4" else "auto"
+        )
         self._make_transcoder = transcoder or (
             lambda: TranscodePool(_settings(config.transcode, config.log))
         )
@@ -79,9 +81,15 @@ class RenditionsFactory:
         self.default_ladder = config.transcode.default_ladder
         self.rate_window = config.sessions.rate_window
 
+    async def start(self) -> None:
+        """Make the pool in a thread, before the first publish: it decides its encoder
+        once, which may open the GPU's (``encoder = "auto"``). Its processes start with
+        the first session that needs one."""
+        await asyncio.to_thread(lambda: self.transcoder)
+
     @property
     def transcoder(self) -> Transcoder:
-        """The pool (made at the first session with renditions)."""
+        """The pool (made by :meth:`start`, or at the first session with renditions)."""
         if self._transcoder is None:
             self._transcoder = self._make_transcoder()
         return self._transcoder
@@ -104,7 +112,7 @@ class RenditionsFactory:
         transcoder, self._transcoder = self._transcoder, None
         if transcoder is not None:
             await asyncio.to_thread(transcoder.close)
-        self.writer.shutdown(wait=True)
+        await asyncio.to_thread(self.writer.shutdown, True)
 
 
 def _settings(config: TranscodeConfig, log: LogConfig) -> TranscodeSettings:
