@@ -33,6 +33,7 @@ from ingest.logs import log_event
 from ingest.profiles import Profile, ProfileError, parse_profiles
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.attachments import Attachment, PublishInfo
+from sessions.health import is_open, merge_issues
 from sessions.hls import MediaTap
 from sessions.hls.master import Variant
 from sessions.playback import LIVE_PLAYLIST, SOURCE_VOD_PLAYLIST, VOD_PLAYLIST
@@ -46,6 +47,11 @@ from .variants import SourceCodecs, VariantMeter, write_live_master, write_vod_m
 __all__ = ["RenditionsAttachment", "RenditionsFactory"]
 
 logger = logging.getLogger(__name__)
+
+#: The issue open while the renditions lag behind real time.
+_LAGGING = "transcode_realtime"
+#: Issues that make the session unhealthy: while they lag, and once they failed.
+_OPEN_CODES = frozenset({_LAGGING, "transcode_failed"})
 
 
 class RenditionsFactory:
@@ -129,9 +135,8 @@ class RenditionsAttachment:
         self.folder: Path | None = None
         self.meter = VariantMeter()
         self._fps = 0.0
-        #: The issues of the renditions last put into the record (replaced each time).
-        self._issues: list[dict[str, Any]] = []
-        self._unhealthy = False
+        #: The renditions' issues as the session shows them, by (code, message, at).
+        self._entries: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
         self._rate_samples: deque[tuple[float, int]] = deque()
         self._master: list[Variant] = []
         self._writes: list[asyncio.Future[Any]] = []
@@ -179,7 +184,7 @@ class RenditionsAttachment:
             self.meter.rendition_segments(segment.profile, [segment.info])
         self.meter.source_counted(record)
         _counters(record, report, self.profiles)
-        self._take_issues(record, report)
+        self._take_issues(record, report, now)
         if sample:
             self._sample(record, now)
         variants = self.meter.variants(record, report, LIVE_PLAYLIST)
@@ -221,21 +226,33 @@ class RenditionsAttachment:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _take_issues(self, record: SessionRecord, report: RenditionsReport) -> None:
-        """The renditions' issues become the session's (beside the others); the session
-        is unhealthy while they lag and once they failed."""
-        others = [issue for issue in record.issues if issue not in self._issues]
-        record.issues = others + report.issues
-        self._issues = list(report.issues)
-        unhealthy = report.lagging or any(i["code"] == "transcode_failed" for i in report.issues)
-        if unhealthy:
-            record.is_healthy = False
-            self._unhealthy = True
-        elif self._unhealthy:
-            # It lagged and caught up: healthy again unless something else says not.
-            self._unhealthy = False
-            if not others:
-                record.is_healthy = True
+    def _take_issues(self, record: SessionRecord, report: RenditionsReport, now: float) -> None:
+        """The renditions' issues become the session's, beside the others, in the shape
+        of :mod:`sessions.health` (open while ``ended_at`` is null): ``transcode_realtime``
+        is open while the renditions lag, ``transcode_failed`` for the rest of the
+        session; the others are notices, closed when they happen (a skipped profile
+        leaves the session healthy)."""
+        entries = self._entries
+        for issue in report.issues:
+            key = (issue.get("code"), issue.get("message"), issue.get("at"))
+            if key in entries:
+                continue
+            code, at = issue.get("code"), issue.get("at")
+            if code == _LAGGING:  # a new drop: an older one is over
+                for entry in entries.values():
+                    if entry["code"] == _LAGGING and entry["ended_at"] is None:
+                        entry["ended_at"] = at
+            lasting = code in _OPEN_CODES
+            entries[key] = {**issue, "started_at": at, "ended_at": None if lasting else at}
+        if not report.lagging:
+            for entry in entries.values():
+                if entry["code"] == _LAGGING and entry["ended_at"] is None:
+                    entry["ended_at"] = now
+        mine = list(entries.values())
+        ours = {id(entry) for entry in mine}
+        others = [issue for issue in record.issues if id(issue) not in ours]
+        record.issues = merge_issues(others, mine)
+        record.is_healthy = not any(is_open(issue) for issue in record.issues)
 
     def _sample(self, record: SessionRecord, now: float) -> None:
         samples = self._rate_samples

@@ -175,11 +175,16 @@ def test_counters_and_issues_reach_the_record(tmp_path: Path) -> None:
         {"name": "360p", "segments": 1, "bytes": 200_000, "frames": 60, "dropped_frames": 0},
         {"name": "240p", "segments": 1, "bytes": 100_000, "frames": 60, "dropped_frames": 3},
     ]
-    assert session.issues == [segmenter, skipped]
+    # Beside the others, oldest first; a skipped profile is a notice, closed at once.
+    notice = {**skipped, "started_at": 1.0, "ended_at": 1.0}
+    assert session.issues == [notice, segmenter]
     # Refreshed again, the renditions' issues are not added twice.
     attachment.refresh(session, 102.0, sample=False)
-    assert session.issues == [segmenter, skipped]
-    assert session.is_healthy, "a skipped profile alone leaves the session healthy"
+    assert session.issues == [notice, segmenter]
+    assert not session.is_healthy, "the segmenter's issue is open"
+    session.issues = []
+    attachment.refresh(session, 103.0, sample=False)
+    assert session.issues == [notice] and session.is_healthy
 
 
 def test_unhealthy_while_lagging_and_once_failed(tmp_path: Path) -> None:
@@ -189,28 +194,49 @@ def test_unhealthy_while_lagging_and_once_failed(tmp_path: Path) -> None:
     reported.state.issues.append(late)
     reported.state.lagging = True
     attachment.refresh(session, 101.0, sample=False)
-    assert not session.is_healthy and session.issues == [late]
+    assert not session.is_healthy
+    assert session.issues == [{**late, "started_at": 1.0, "ended_at": None}]
     reported.state.lagging = False
     attachment.refresh(session, 102.0, sample=False)
-    assert session.is_healthy and session.issues == [late], "caught up: healthy again"
-    failed = {"code": "transcode_failed", "message": "killed", "at": 3.0}
+    assert session.is_healthy, "caught up: healthy again"
+    assert session.issues == [{**late, "started_at": 1.0, "ended_at": 102.0}]
+    # Behind again, twice: the first lag is over where the second starts.
+    again = [
+        {"code": "transcode_realtime", "message": "behind", "at": 103.0},
+        {"code": "transcode_realtime", "message": "behind more", "at": 104.0},
+    ]
+    reported.state.issues += again
+    reported.state.lagging = True
+    attachment.refresh(session, 105.0, sample=False)
+    assert [(i["started_at"], i["ended_at"]) for i in session.issues] == [
+        (1.0, 102.0),
+        (103.0, 104.0),
+        (104.0, None),
+    ]
+    reported.state.lagging = False
+    failed = {"code": "transcode_failed", "message": "killed", "at": 106.0}
     reported.state.issues.append(failed)
     reported.state.failed = True
-    attachment.refresh(session, 103.0, sample=False)
+    attachment.refresh(session, 107.0, sample=False)
     assert not session.is_healthy
-    attachment.refresh(session, 104.0, sample=False)
+    assert session.issues[-1] == {**failed, "started_at": 106.0, "ended_at": None}
+    attachment.refresh(session, 108.0, sample=False)
     assert not session.is_healthy
 
 
 def test_caught_up_stays_unhealthy_when_something_else_is_wrong(tmp_path: Path) -> None:
     transcoder = Transcoder()
     attachment, reported, session = opened(transcoder, tmp_path)
+    reported.state.issues.append({"code": "transcode_realtime", "message": "b", "at": 1.0})
     reported.state.lagging = True
     attachment.refresh(session, 101.0, sample=False)
-    session.issues.append({"code": "segment_write_failed", "message": "disk", "at": 2.0})
+    session.issues.append(
+        {"code": "no_audio", "message": "m", "at": 2.0, "started_at": 2.0, "ended_at": None}
+    )
     reported.state.lagging = False
     attachment.refresh(session, 102.0, sample=False)
     assert not session.is_healthy
+    assert [i["code"] for i in session.issues] == ["transcode_realtime", "no_audio"]
 
 
 def test_the_outgoing_rate_is_over_the_rate_window(tmp_path: Path) -> None:
