@@ -84,6 +84,7 @@ class LivePublish:
         self.health = SessionHealth(manager.health_rules)
         #: What the record's issues were last built from, and the health last logged.
         self._issues_from: tuple[int, int] = (0, 0)
+        self._issues_taken: list[dict[str, Any]] = []
         self._health_said = "healthy"
 
     def accept(self, decision: Decision) -> None:
@@ -155,6 +156,7 @@ class LivePublish:
         self.take_issues(now)
         if self.attachments:
             self._attached(lambda a: a.refresh(record, now, sample), "refresh")
+            self._say_health(record, now)  # with the attachments' issues (renditions)
         if not sample:
             return
         samples = self._rate_samples
@@ -182,8 +184,16 @@ class LivePublish:
         if source == self._issues_from:
             return
         self._issues_from = source
-        record.issues = merge_issues(found, self.health.issues)
+        # The attachments' issues (they put them in the record) stay beside these.
+        known = {id(issue) for issue in (*self._issues_taken, *found, *self.health.issues)}
+        attached = [issue for issue in record.issues if id(issue) not in known]
+        self._issues_taken = [*found, *self.health.issues]
+        record.issues = merge_issues(found, self.health.issues, attached)
         record.is_healthy = not any(is_open(issue) for issue in record.issues)
+        self._say_health(record, now)
+
+    def _say_health(self, record: SessionRecord, now: float) -> None:
+        """Log a change of the open issues as a ``stream_health`` event."""
         summary = health_summary(record.issues)
         if summary != self._health_said:
             self._health_said = summary

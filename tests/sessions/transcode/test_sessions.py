@@ -22,6 +22,7 @@ from sessions.playback import Playback
 from sessions.recording import ENDLIST
 from storage.models import SessionRecord
 from tests.sessions.hls.media import parse_playlist
+from tests.support.events import events
 from tests.support.media import publish_with_pyav, start_ffmpeg
 from tests.support.stack import Stack, start_stack
 
@@ -310,7 +311,10 @@ async def test_a_killed_transcoder_ends_only_the_renditions(
     # Its renditions stopped where the process died, said so, and were kept as they were.
     assert [i["code"] for i in session.issues] == ["transcode_failed"]
     assert "killed (signal 9)" in session.issues[0]["message"]
-    assert not session.is_healthy
+    assert not session.is_healthy and session.issues[0]["ended_at"] is None
+    await stack.manager.writes.join()
+    said = [e.reason for e in await events(stack.store, limit=500) if e.kind == "stream_health"]
+    assert said == ["unhealthy: transcode_failed"]
     folder = stack.media_root / stream.playback_id / session.id / SMALL.name
     assert (folder / "index.m3u8").read_text().endswith(ENDLIST + "\n")
     assert 1 <= session.transcoded_segments < session.source_segments
