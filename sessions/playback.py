@@ -174,7 +174,11 @@ class Playback:
         if recording and not session.record:
             return None
         folder = self.session_dir(playback_id, session_id)
-        path = (folder if rendition is None else folder / rendition) / name
+        if rendition is not None:
+            folder = folder / rendition
+            if folder.is_symlink():  # a rendition's folder is never reached through a link
+                return None
+        path = folder / name
         if not is_regular_file(path):
             return None
         return path, session
