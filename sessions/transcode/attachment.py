@@ -100,6 +100,13 @@ class RenditionsFactory:
             self._transcoder = self._make_transcoder()
         return self._transcoder
 
+    async def replace_transcoder(self, transcoder: Transcoder) -> None:
+        """Use ``transcoder`` for the sessions that start from now on (the one in use is
+        closed: call it with no session transcoding)."""
+        old, self._transcoder = self._transcoder, transcoder
+        if old is not None:
+            await asyncio.to_thread(old.close)
+
     def __call__(self, publish: PublishInfo) -> Attachment | None:
         decision = publish.decision
         profiles = self.default_ladder

@@ -20,12 +20,15 @@ from ingest.profiles import Profile
 from sessions.http import create_app
 from sessions.playback import Playback
 from sessions.recording import ENDLIST
+from sessions.transcode.pool import TranscodePool, TranscodeSettings
 from storage.models import SessionRecord
 from tests.sessions.hls.media import parse_playlist
 from tests.support.events import events
 from tests.support.media import publish_with_pyav, start_ffmpeg
 from tests.support.stack import Stack, start_stack
 
+from .late_clock import LATE_FILE_ENV
+from .late_clock import clock as late_clock
 from .media import first_video_pts, playlist_segments, streams, video_packets
 
 pytestmark = pytest.mark.slow
@@ -318,3 +321,44 @@ async def test_a_killed_transcoder_ends_only_the_renditions(
     folder = stack.media_root / stream.playback_id / session.id / SMALL.name
     assert (folder / "index.m3u8").read_text().endswith(ENDLIST + "\n")
     assert 1 <= session.transcoded_segments < session.source_segments
+
+
+async def test_falling_behind_real_time_is_an_issue_while_it_lasts(
+    stack: Stack, clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transcoder's clock is moved 30 s ahead mid-stream (max_lag 5 s), then back:
+    its frames are dropped to the next keyframe on time, and the session is unhealthy
+    (``transcode_realtime`` open) in between, healthy again after."""
+    late = tmp_path / "late"
+    late.write_text("0")
+    monkeypatch.setenv(LATE_FILE_ENV, str(late))
+    assert stack.sessions.renditions is not None
+    await stack.sessions.renditions.replace_transcoder(
+        TranscodePool(TranscodeSettings(max_lag=5.0, clock=late_clock))
+    )
+    stream, key = await stack.streams.create("late", profiles=[SMALL])
+    publisher = await start_ffmpeg(clips["small"], stack.url(key), realtime=True)
+
+    async def live_with(check: Callable[[SessionRecord], bool]) -> bool:
+        live = stack.owner.live_session(stream.id)
+        assert publisher.returncode is None, "the publish ended too soon"
+        return live is not None and check(live)
+
+    await until(lambda: live_with(lambda s: s.transcoded_segments >= 1), timeout=30)
+    late.write_text("30")
+    await until(lambda: live_with(lambda s: not s.is_healthy), timeout=30)
+    late.write_text("0")
+    assert await publisher.wait() == 0
+    (session,) = await ended(stack)
+    assert session.source_segments == 3
+    (issue,) = session.issues
+    assert issue["code"] == "transcode_realtime" and issue["ended_at"] is not None
+    assert session.is_healthy
+    (counters,) = session.renditions
+    assert counters["dropped_frames"] > 0 and counters["segments"] >= 2
+    folder = stack.media_root / stream.playback_id / session.id / SMALL.name
+    assert "#EXT-X-DISCONTINUITY" in (folder / "index.m3u8").read_text()
+    await stack.manager.writes.join()
+    found = await events(stack.store, limit=500)  # newest first
+    said = [e.reason for e in reversed(found) if e.kind == "stream_health"]
+    assert said == ["unhealthy: transcode_realtime", "healthy"]
