@@ -432,7 +432,7 @@ class TranscodeConfig:
     #: "NAME:WIDTHxHEIGHT:BITRATE[:FPS[:GOP]]", comma-separated. Empty: the source only.
     default_profiles: str = _key("", _profile_list)
     #: libx264's preset (the speed/quality trade-off; each step slower costs more CPU).
-    preset: str = _key("veryfast", _one_of(*X264_PRESETS))
+    preset: str = _key("veryfast", _one_of(*X264_PRESETS), restart=True)
     #: "libx264" (CPU), "nvenc" (NVIDIA GPU, h264_nvenc) or "auto" (nvenc if one opens,
     #: else libx264).
     encoder: str = _key("auto", _one_of("auto", "libx264", "nvenc"), restart=True)
@@ -440,7 +440,7 @@ class TranscodeConfig:
     processes: int = _key(1, _between(1, 256), restart=True)
     #: Seconds a session's renditions may fall behind real time before their frames are
     #: dropped to the next source keyframe (issue transcode_realtime).
-    max_lag: float = _key(4.0, _positive)
+    max_lag: float = _key(4.0, _positive, restart=True)
 
     @property
     def default_ladder(self) -> tuple[Profile, ...]:

@@ -48,6 +48,9 @@ class Decision:
     #: The stream's playback id (where its HLS goes) and whether it records.
     playback_id: str | None = None
     record: bool = False
+    #: The stream's rendition profiles in the compact form of :mod:`ingest.profiles`
+    #: (``""``: it sets none, and the server's default ladder applies).
+    profiles: str = ""
     #: Called when an accepted publish never starts (its connection closed while it was
     #: being authorized), for an authorizer that reserved the stream for it.
     release: Callable[[], None] | None = field(default=None, compare=False, repr=False)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ingest.hooks import Decision, PublishAttempt
 from ingest.logs import log_event
+from ingest.profiles import ProfileError, format_profiles, profiles_from_json
 from sessions.streams import Streams
 from sessions.writes import StoreWrites
 
@@ -37,6 +38,16 @@ def address_of(remote_addr: str) -> str:
     """The host part of ``host:port`` (IPv6 hosts included)."""
     host, sep, _ = remote_addr.rpartition(":")
     return host if sep else remote_addr
+
+
+def _ladder(stream_id: str, stored: list[dict[str, Any]]) -> str:
+    """A stream's profiles as a decision carries them; a stored ladder that breaks the
+    rules (a row edited by hand) is logged and left out, the publish goes on."""
+    try:
+        return format_profiles(profiles_from_json(stored))
+    except ProfileError as exc:
+        log_event(logger, logging.ERROR, "profiles_invalid", stream=stream_id, error=str(exc))
+        return ""
 
 
 class KeyAuthorizer:
@@ -113,6 +124,7 @@ class KeyAuthorizer:
             stream_name=stream.name,
             playback_id=stream.playback_id,
             record=stream.record,
+            profiles=_ladder(stream.id, stream.profiles),
         )
 
     async def _refuse(

@@ -194,6 +194,10 @@ class LivePublish:
         self._issues_built = [*found, *self.health.issues]
         record.issues = merge_issues(found, self.health.issues, others)
         record.is_healthy = not any(is_open(issue) for issue in record.issues)
+        self._say_health(record, now)
+
+    def _say_health(self, record: SessionRecord, now: float) -> None:
+        """Log a change of the open issues as a ``stream_health`` event."""
         summary = health_summary(record.issues)
         if summary != self._health_said:
             self._health_said = summary
@@ -520,6 +524,8 @@ class SessionManager:
             log_event(
                 logger, logging.ERROR, "segmenter_finish_failed", session=record.id, exc_info=exc
             )
+        # The segmenter's and health's issues first: the attachments add theirs beside them.
+        live.take_issues(self.clock())
         if live.attachments:
             await live.finish_attachments()
         _mark_ended(record, end)

@@ -156,15 +156,17 @@ class LedgerQueries(StoreBase):
         created_range(clauses, params, since, until)
         rows = await self._fetch(
             "SELECT COUNT(*), TOTAL(ingest_seconds), COALESCE(SUM(bytes_received), 0),"
-            f" TOTAL(viewer_seconds) FROM sessions{where_sql(clauses)}",
+            " TOTAL(viewer_seconds), TOTAL(transcoded_segments_duration)"
+            f" FROM sessions{where_sql(clauses)}",
             params,
         )
-        count, ingest_seconds, total_bytes, viewer_seconds = rows[0]
+        count, ingest_seconds, total_bytes, viewer_seconds, transcoded = rows[0]
         return Analytics(
             count=int(count),
             total_ingest_seconds=float(ingest_seconds),
             total_bytes=int(total_bytes),
             total_viewer_seconds=float(viewer_seconds),
+            total_transcoded_seconds=float(transcoded),
         )
 
     async def add_viewer_seconds(self, session_id: str, seconds: float) -> None:

@@ -121,6 +121,18 @@ class SessionRecord:
     #: One dict per multistream target the session was forwarded to: target_id, name,
     #: status, connected_seconds, bytes_sent, reconnects, skipped_bytes, last_error.
     multistream: list[dict[str, Any]] = field(default_factory=list)
+    #: The rendition profiles the session produced (each as a stream sets it: name,
+    #: width, height, bitrate, fps, gop), in the stream's order.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    #: One dict per profile that was transcoded: name, segments, bytes, frames,
+    #: dropped_frames.
+    renditions: list[dict[str, Any]] = field(default_factory=list)
+    #: Rendition segments written, every profile's together, their seconds and bytes.
+    transcoded_segments: int = 0
+    transcoded_segments_duration: float = 0.0
+    transcoded_bytes: int = 0
+    #: Rendition bytes written per second over the recent window.
+    outgoing_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +154,5 @@ class Analytics:
     total_ingest_seconds: float
     total_bytes: int
     total_viewer_seconds: float
+    #: Seconds of rendition segments written (every profile's counted).
+    total_transcoded_seconds: float = 0.0

@@ -1,9 +1,9 @@
 """Mapping between the dataclasses of :mod:`storage.models` and SQLite rows.
 
 SQLite has no boolean or list types: booleans are stored as 0/1 and the list-of-dict fields
-(``tracks``, ``issues``, ``multistream``) as compact JSON text. Everything else is stored
-as it is, so a :class:`SessionRecord` comes back equal to the one that went in, field
-types included.
+(``tracks``, ``issues``, ``multistream``, ``profiles``, ``renditions``) as compact JSON
+text. Everything else is stored as it is, so a :class:`SessionRecord` comes back equal to
+the one that went in, field types included.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ SESSION_FLUSH_COLUMNS: Final = tuple(
 )
 
 _BOOL_COLUMNS: Final = frozenset({"is_healthy", "record"})
-_JSON_COLUMNS: Final = frozenset({"tracks", "issues", "multistream"})
+_JSON_COLUMNS: Final = frozenset({"tracks", "issues", "multistream", "profiles", "renditions"})
 
 #: ``streams`` columns that make a :class:`StreamRecord` (``deleted_at`` stays internal).
 STREAM_COLUMNS: Final = tuple(f.name for f in fields(StreamRecord))

@@ -117,8 +117,19 @@ _V_MULTISTREAM: Final = """
 ALTER TABLE sessions ADD COLUMN multistream TEXT NOT NULL DEFAULT '[]';
 """
 
+#: Renditions: what a session transcoded (profiles produced, per-profile counters as JSON
+#: arrays) and its transcoded counters.
+_V_RENDITIONS: Final = """
+ALTER TABLE sessions ADD COLUMN profiles TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE sessions ADD COLUMN renditions TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE sessions ADD COLUMN transcoded_segments INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN transcoded_segments_duration REAL NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN transcoded_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN outgoing_rate REAL NOT NULL DEFAULT 0;
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V_MULTISTREAM)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V_MULTISTREAM, _V_RENDITIONS)
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = len(MIGRATIONS)

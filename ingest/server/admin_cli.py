@@ -1,9 +1,9 @@
 """The operators' subcommands of ``rtmp-ingest``: their arguments, and running them
 against the same SQLite store as ``serve``.
 
-``streams create|list|show|rotate-key|disable|enable|delete``, ``streams targets
-list|add|disable|enable|delete``, ``sessions list|show`` and ``analytics``; a stream is
-named by id or by name (REF). The commands themselves are in
+``streams create|list|show|set-profiles|rotate-key|disable|enable|delete``, ``streams
+targets list|add|disable|enable|delete``, ``sessions list|show`` and ``analytics``; a
+stream is named by id or by name (REF). The commands themselves are in
 :mod:`ingest.server.admin_commands` (and :mod:`ingest.server.admin_targets`).
 """
 
@@ -26,6 +26,8 @@ from storage.base import MAX_LIMIT
 
 #: The top-level commands registered here (the rest are ``serve`` and ``check-config``).
 COMMANDS = ("streams", "sessions", "analytics")
+#: How a profile is written on the command line (:func:`ingest.profiles.parse_profiles`).
+PROFILE_FORM = "NAME:WxH:BITRATE[:FPS[:GOP]]"
 
 AddCommon = Callable[[argparse.ArgumentParser], None]
 
@@ -96,8 +98,27 @@ def add_commands(
     )
     create.add_argument("name", metavar="NAME", help="unique stream name")
     create.add_argument("--record", action="store_true", help="record its sessions")
+    create.add_argument(
+        "--profile",
+        dest="profiles",
+        action="append",
+        default=[],
+        metavar=PROFILE_FORM,
+        help="a rendition of its sessions, e.g. 360p:640x360:800000 (repeat for a ladder)",
+    )
     _paging(_leaf(group, "list", "list streams", cmd.streams_list, add_common))
     ref_help = "stream id or name"
+    profiles = _leaf(
+        group,
+        "set-profiles",
+        "replace a stream's rendition profiles (none given: remove them)",
+        cmd.streams_set_profiles,
+        add_common,
+    )
+    profiles.add_argument("ref", metavar="REF", help=ref_help)
+    profiles.add_argument(
+        "profiles", nargs="*", metavar=PROFILE_FORM, help="e.g. 360p:640x360:800000"
+    )
     for name, help_text, handler, json_output in (
         ("show", "show a stream (never its key)", cmd.streams_show, True),
         (

@@ -17,6 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.profiles import (
+    Profile,
+    ProfileError,
+    format_profiles,
+    parse_profiles,
+    profiles_from_json,
+)
 from sessions.http.deps import TimeRange, time_range
 from sessions.http.errors import ApiError
 from sessions.http.timefmt import format_display_time
@@ -87,12 +94,20 @@ def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
             ("Playback ID", stream.playback_id),
             ("Status", _stream_status(stream, live)),
             ("Record", yes_no(stream.record)),
+            ("Profiles", _stream_profiles(stream)),
             *admin.servers(),
             ("Last seen", format_utc(stream.last_seen)),
             ("Created", format_utc(stream.created_at)),
             ("Updated", format_utc(stream.updated_at)),
         ]
     )
+
+
+def _stream_profiles(stream: StreamRecord) -> str:
+    try:
+        return format_profiles(profiles_from_json(stream.profiles)) or "-"
+    except ProfileError as exc:
+        return f"invalid: {exc}"
 
 
 def _print_key(admin: Admin, stream: StreamRecord, key: str, live: bool, what: str) -> None:
@@ -176,9 +191,18 @@ def fields(pairs: Sequence[tuple[str, str]], indent: str = "") -> str:
 # --- streams ------------------------------------------------------------------------------
 
 
-async def streams_create(admin: Admin, args: argparse.Namespace) -> None:
+def _profiles(given: list[str]) -> tuple[Profile, ...]:
+    """Profiles given one per argument (each may hold several, comma-separated)."""
     try:
-        stream, key = await admin.streams.create(args.name, record=args.record)
+        return parse_profiles(",".join(given))
+    except ProfileError as exc:
+        raise CommandError(f"invalid profiles: {exc}") from None
+
+
+async def streams_create(admin: Admin, args: argparse.Namespace) -> None:
+    ladder = _profiles(args.profiles)
+    try:
+        stream, key = await admin.streams.create(args.name, record=args.record, profiles=ladder)
     except InvalidName as exc:
         raise CommandError(f"invalid stream name: {exc}") from None
     except StreamNameTaken:
@@ -220,6 +244,22 @@ async def streams_show(admin: Admin, args: argparse.Namespace) -> None:
         emit(as_json(stream_view(stream, ingest_url=admin.ingest_urls, live=live)))
     else:
         print(_stream_block(admin, stream, live))
+
+
+async def streams_set_profiles(admin: Admin, args: argparse.Namespace) -> None:
+    ladder = _profiles(args.profiles)
+    stream = await admin.stream(args.ref)
+    changed = await admin.streams.update(stream.id, profiles=ladder)
+    if changed is None:
+        raise CommandError(f"no stream named or with id {args.ref!r}")
+    if admin.as_json:
+        live = await admin.is_live(changed)
+        emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
+    elif ladder:
+        print(f"Stream {changed.name!r}: profiles {format_profiles(ladder)}.")
+        print("Its next session makes these renditions (a live one keeps its own).")
+    else:
+        print(f"Stream {changed.name!r}: no profiles of its own (the server's default applies).")
 
 
 async def streams_rotate_key(admin: Admin, args: argparse.Namespace) -> None:
@@ -343,6 +383,22 @@ def _track_line(track: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _rendition_line(counters: dict[str, Any], produced: list[dict[str, Any]]) -> str:
+    """``360p 640x360 800 kb/s: 3 segments (1.2 MB), 180 frames, 0 dropped``."""
+    name = counters.get("name", "?")
+    profile = next((p for p in produced if p.get("name") == name), None)
+    shape = (
+        ""
+        if profile is None
+        else (f" {profile['width']}x{profile['height']} {int(profile['bitrate']) // 1000} kb/s")
+    )
+    return (
+        f"{name}{shape}: {counters.get('segments', 0)} segments "
+        f"({format_bytes(int(counters.get('bytes', 0)))}), {counters.get('frames', 0)} frames, "
+        f"{counters.get('dropped_frames', 0)} dropped"
+    )
+
+
 async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
     record = await admin.store.get_session(args.id)
     if record is None:
@@ -365,6 +421,13 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         ("Ingest rate", format_rate(record.ingest_rate)),
         ("Segments", f"{record.source_segments} ({format_bytes(record.source_bytes)})"),
         ("Viewer time", format_duration(record.viewer_seconds)),
+        (
+            "Transcoded",
+            f"{record.transcoded_segments} segments, "
+            f"{format_duration(record.transcoded_segments_duration)} "
+            f"({format_bytes(record.transcoded_bytes)})",
+        ),
+        ("Outgoing rate", format_rate(record.outgoing_rate)),
         ("Healthy", yes_no(record.is_healthy)),
         ("Remote address", record.remote_addr or "-"),
         ("Encoder", record.encoder or "-"),
@@ -378,6 +441,8 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
     print(fields(pairs))
     for track in record.tracks:
         print(f"  track: {_track_line(track)}")
+    for rendition in record.renditions:
+        print(f"  rendition: {_rendition_line(rendition, record.profiles)}")
     for issue in record.issues:
         print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
     for entry in record.multistream:
@@ -417,6 +482,7 @@ async def analytics(admin: Admin, args: argparse.Namespace) -> None:
         ("Ingest time", format_duration(view.total_ingest_seconds)),
         ("Bytes received", f"{format_bytes(view.total_bytes)} ({view.total_bytes} bytes)"),
         ("Viewer time", format_duration(view.total_viewer_seconds)),
+        ("Transcoded time", format_duration(view.total_transcoded_seconds)),
         ("Created since", _bound(times.since)),
         ("Created before", _bound(times.until)),
     ]

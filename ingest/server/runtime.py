@@ -27,6 +27,7 @@ from sessions.metrics import ProcessMetrics
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
+from sessions.transcode.attachment import RenditionsFactory
 from sessions.writes import StoreWrites
 from storage import Store
 
@@ -79,11 +80,15 @@ class SessionSide:
     owner: StreamOwner | None = None
     authorizer: KeyAuthorizer | None = None
     streams: Streams | None = None
+    #: The renditions of its sessions (None with HLS off).
+    renditions: RenditionsFactory | None = None
 
     async def start(self, *, recover: bool = True) -> None:
         """Start the session manager (recovering what a crash left, with ``recover``) and
         the owner's checks."""
         await self.manager.start(recover=recover)
+        if self.renditions is not None:
+            await self.renditions.start()
         if self.owner is not None:
             self.owner.start()
 
@@ -91,6 +96,8 @@ class SessionSide:
         """End every publish (as ``shutdown``), write everything, stop (the executor is
         the caller's to shut down, after its last use)."""
         await self.manager.close()
+        if self.renditions is not None:
+            await self.renditions.close()
         if self.owner is not None:
             await self.owner.close()
 
@@ -131,6 +138,8 @@ def build_sessions(
         )
         streams.on_disabled = own.end_stream
     forwarders = Forwarders(store, writes, ForwardSettings.from_config(config.multistream))
+    media = media_settings(config, executor, public_url)
+    renditions = RenditionsFactory(config) if media is not None else None
     manager = SessionManager(
         store,
         owner,
@@ -138,11 +147,15 @@ def build_sessions(
         writes=writes,
         flush_interval=config.sessions.flush_interval,
         rate_window=config.sessions.rate_window,
-        media=media_settings(config, executor, public_url),
-        attachments=[*attachments, forwarders],
+        media=media,
+        attachments=[
+            *attachments,
+            *([renditions] if renditions is not None else []),
+            forwarders,
+        ],
         health=health_rules(config),
     )
-    return SessionSide(manager, executor, own, authorizer, streams)
+    return SessionSide(manager, executor, own, authorizer, streams, renditions)
 
 
 def process_metrics(
@@ -178,4 +191,6 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
         )
         side.authorizer.throttle_failures = config.sessions.throttle_failures
         side.authorizer.throttle_window = config.sessions.throttle_window
+    if side.renditions is not None:
+        side.renditions.apply(config)
     apply_log_config(config.log)

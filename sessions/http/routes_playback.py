@@ -46,11 +46,16 @@ def _not_found(what: str) -> ApiError:
 _LIVE_PLAYLIST = "/hls/{playback_id}/index.m3u8"
 _LIVE_FILE = "/hls/{playback_id}/{session_id}/{name}"
 _RECORDING_FILE = "/recordings/{playback_id}/{session_id}/{name}"
+#: A rendition's files, in its profile's folder.
+_LIVE_RENDITION_FILE = "/hls/{playback_id}/{session_id}/{rendition}/{name}"
+_RECORDING_RENDITION_FILE = "/recordings/{playback_id}/{session_id}/{rendition}/{name}"
 
 
 @router.options(_LIVE_PLAYLIST, include_in_schema=False)
 @router.options(_LIVE_FILE, include_in_schema=False)
 @router.options(_RECORDING_FILE, include_in_schema=False)
+@router.options(_LIVE_RENDITION_FILE, include_in_schema=False)
+@router.options(_RECORDING_RENDITION_FILE, include_in_schema=False)
 async def preflight() -> Response:
     return Response(
         status_code=204,
@@ -67,7 +72,11 @@ async def preflight() -> Response:
     _LIVE_PLAYLIST,
     summary="Live playlist of a stream",
     response_class=Response,
-    responses=_served("The live session's playlist", "m3u8"),
+    responses=_served(
+        "The live session's playlist: a master playlist of the source and its renditions "
+        "when the stream has profiles, else the source's media playlist",
+        "m3u8",
+    ),
 )
 async def live_playlist(request: Request, playback_id: str) -> Response:
     text = await _playback(request).live_playlist(playback_id)
@@ -101,11 +110,47 @@ async def recording_file(
     return await _serve(request, playback_id, session_id, name, recording=True)
 
 
+@router.head(_LIVE_RENDITION_FILE, include_in_schema=False)
+@router.get(
+    _LIVE_RENDITION_FILE,
+    summary="A rendition's live playlist or segment",
+    response_class=Response,
+    responses=_served("A playlist or a segment of the rendition", "m3u8", "ts", "m4s"),
+)
+async def live_rendition_file(
+    request: Request, playback_id: str, session_id: str, rendition: str, name: str
+) -> Response:
+    return await _serve(
+        request, playback_id, session_id, name, recording=False, rendition=rendition
+    )
+
+
+@router.head(_RECORDING_RENDITION_FILE, include_in_schema=False)
+@router.get(
+    _RECORDING_RENDITION_FILE,
+    summary="A rendition's recording files",
+    response_class=Response,
+    responses=_served("The rendition's vod.m3u8 or a segment", "m3u8", "ts", "m4s"),
+)
+async def recording_rendition_file(
+    request: Request, playback_id: str, session_id: str, rendition: str, name: str
+) -> Response:
+    return await _serve(request, playback_id, session_id, name, recording=True, rendition=rendition)
+
+
 async def _serve(
-    request: Request, playback_id: str, session_id: str, name: str, *, recording: bool
+    request: Request,
+    playback_id: str,
+    session_id: str,
+    name: str,
+    *,
+    recording: bool,
+    rendition: str | None = None,
 ) -> Response:
     playback = _playback(request)
-    found = await playback.session_file(playback_id, session_id, name, recording=recording)
+    found = await playback.session_file(
+        playback_id, session_id, name, recording=recording, rendition=rendition
+    )
     if found is None:
         raise _not_found("recording" if recording else "stream or segment")
     path, session = found
@@ -115,5 +160,5 @@ async def _serve(
         cache = _IMMUTABLE if session.status == "ended" else _PLAYLIST_CACHE
         return FileResponse(path, media_type=MIME_TYPES[kind], headers={"Cache-Control": cache})
     if kind in ("ts", "m4s") and request.method == "GET":
-        await playback.count_view(session_id, name)
+        await playback.count_view(session_id, name, None if rendition is None else path.parent)
     return FileResponse(path, media_type=MIME_TYPES[kind], headers={"Cache-Control": _IMMUTABLE})

@@ -213,6 +213,18 @@ class MultistreamEntry(BaseModel):
     )
 
 
+class RenditionCounters(BaseModel):
+    """One profile's rendition of a session."""
+
+    name: str
+    segments: int
+    bytes: int
+    frames: int = Field(description="Frames encoded.")
+    dropped_frames: int = Field(
+        description="Source frames left out because the renditions fell behind real time."
+    )
+
+
 class Session(BaseModel):
     """One publish, from its first media packet to its last."""
 
@@ -256,6 +268,22 @@ class Session(BaseModel):
     multistream: list[MultistreamEntry] = Field(
         description="One entry per enabled multistream target of the stream when the"
         " session started (empty: none)."
+    )
+    profiles: list[RenditionProfile] = Field(
+        description="The rendition profiles this session produced (a profile larger than "
+        "the source is skipped, with an issue); [] for the source only."
+    )
+    renditions: list[RenditionCounters] = Field(
+        description="Each transcoded profile's counters (a failed one's too)."
+    )
+    transcoded_segments: int = Field(description="Rendition segments written, all profiles'.")
+    transcoded_segments_duration: float = Field(
+        description="Seconds of rendition segments written, all profiles'."
+    )
+    transcoded_bytes: int = Field(description="Bytes of rendition segments written.")
+    outgoing_rate: float = Field(
+        description="Rendition bytes written per second over the recent window while live; "
+        "0 once ended."
     )
 
 
@@ -358,6 +386,9 @@ class Analytics(BaseModel):
     total_ingest_seconds: float
     total_bytes: int
     total_viewer_seconds: float
+    total_transcoded_seconds: float = Field(
+        description="Seconds of rendition segments written (each profile's counted)."
+    )
     since: str | None
     until: str | None
 

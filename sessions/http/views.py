@@ -149,6 +149,12 @@ def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.
         mp4_url=session.mp4_url,
         playback_id=playback_id,
         multistream=[schemas.MultistreamEntry(**entry) for entry in session.multistream],
+        profiles=[schemas.RenditionProfile(**profile) for profile in session.profiles],
+        renditions=[schemas.RenditionCounters(**counters) for counters in session.renditions],
+        transcoded_segments=int(session.transcoded_segments),
+        transcoded_segments_duration=round_seconds(session.transcoded_segments_duration),
+        transcoded_bytes=int(session.transcoded_bytes),
+        outgoing_rate=round_seconds(session.outgoing_rate),
     )
 
 
@@ -161,6 +167,7 @@ def analytics_view(
         total_ingest_seconds=round_seconds(totals.total_ingest_seconds),
         total_bytes=int(totals.total_bytes),
         total_viewer_seconds=round_seconds(totals.total_viewer_seconds),
+        total_transcoded_seconds=round_seconds(totals.total_transcoded_seconds),
         since=format_optional_time(since),
         until=format_optional_time(until),
     )

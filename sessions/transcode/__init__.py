@@ -6,7 +6,9 @@ Every rendition has a keyframe, and starts a segment, where the source's segment
 so players switch between them cleanly. The work runs in worker processes
 (:class:`TranscodePool`), fed through a bounded queue; the session side sees the small
 interface of :mod:`.interface` (:class:`Transcoder`, :class:`Renditions`), and feeds it
-from the source segmenter with :class:`RenditionsTap`.
+from the source segmenter with :class:`RenditionsTap`. A session gets its renditions
+through :mod:`.attachment` (the :class:`~.attachment.RenditionsFactory` the server
+builds), which also keeps the master playlists (:mod:`.variants`).
 """
 
 from .interface import (

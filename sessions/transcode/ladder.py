@@ -278,9 +278,12 @@ class Ladder:
         """Decide the renditions (at the first picture, or at the end without one)."""
         self._renditions = []
         if frame is None:
-            self.issues.record(
-                "transcode_profile_skipped", "the source had no video to transcode; no renditions"
-            )
+            if not any(report.dropped_frames for report in self._reports):
+                # (Frames all dropped behind real time were said so: transcode_realtime.)
+                self.issues.record(
+                    "transcode_profile_skipped",
+                    "the source had no video to transcode; no renditions",
+                )
             for report in self._reports:
                 report.state = "skipped"
             return

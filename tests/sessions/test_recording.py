@@ -9,7 +9,13 @@ import av
 import pytest
 
 from bench.media import make_flv, read_flv_tags
-from sessions.recording import RecordingError, close_playlists, remux_to_mp4
+from sessions.recording import (
+    RecordingError,
+    close_playlists,
+    remove_partial_files,
+    remux_to_mp4,
+    source_playlist,
+)
 
 
 def _hls(folder: Path, seconds: float = 4.0) -> Path:
@@ -71,3 +77,37 @@ def test_close_playlists_after_a_crash(tmp_path: Path) -> None:
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in (folder / "vod.m3u8").read_text()
     assert not close_playlists(folder), "closing twice changes nothing"
     remux_to_mp4(folder)
+
+
+def test_a_crash_leaves_renditions_closed_and_masters_as_they_are(tmp_path: Path) -> None:
+    """What recovery does to a session with renditions: every variant's playlists get
+    their end and lose their half-written files; a master playlist is left alone."""
+    unfinished = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2.000,\nseg_00000.ts\n"
+    master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nsource.m3u8\n"
+    (tmp_path / "360p").mkdir()
+    for folder in (tmp_path, tmp_path / "360p"):
+        (folder / "index.m3u8").write_text(unfinished)
+        (folder / "segment.ts.tmp").write_bytes(b"half")
+    (tmp_path / "360p" / "vod.m3u8").write_text(unfinished)
+    (tmp_path / "vod.m3u8").write_text(master)
+    assert close_playlists(tmp_path)
+    for path in (tmp_path / "index.m3u8", tmp_path / "360p/index.m3u8", tmp_path / "360p/vod.m3u8"):
+        assert path.read_text().endswith("#EXT-X-ENDLIST\n"), path
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in (tmp_path / "360p/vod.m3u8").read_text()
+    assert (tmp_path / "vod.m3u8").read_text() == master
+    assert remove_partial_files(tmp_path) == 2
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_the_recording_is_made_from_the_source_a_master_lists_first(tmp_path: Path) -> None:
+    (tmp_path / "vod.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2\nsource.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/vod.m3u8\n"
+    )
+    assert source_playlist(tmp_path) == tmp_path / "source.m3u8"
+    (tmp_path / "vod.m3u8").write_text("#EXTM3U\n#EXTINF:2.000,\nseg_00000.ts\n")
+    assert source_playlist(tmp_path) == tmp_path / "vod.m3u8"
+    (tmp_path / "vod.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2\n../up.m3u8\n")
+    assert source_playlist(tmp_path) is None, "only a playlist in the session's folder"
+    with pytest.raises(RecordingError, match=r"vod\.m3u8 is missing"):
+        remux_to_mp4(tmp_path)

@@ -17,6 +17,7 @@ from ingest.config import (
     RtmpsConfig,
     SessionsConfig,
     StorageConfig,
+    TranscodeConfig,
 )
 from ingest.listener import RtmpServer
 from ingest.server.runtime import SessionSide, build_sessions
@@ -84,6 +85,7 @@ async def start_stack(
     rtmps: RtmpsConfig | None = None,
     attachments: Sequence[AttachmentFactory] = (),
     multistream: MultistreamConfig | None = None,
+    transcode: TranscodeConfig | None = None,
     **rtmp: Any,
 ) -> Stack:
     """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
@@ -103,6 +105,7 @@ async def start_stack(
         hls=HlsConfig(enabled=hls, max_linger=max_linger, workers=2),
         storage=StorageConfig(data_dir=str(tmp_path)),
         multistream=multistream or MultistreamConfig(),
+        transcode=transcode or TranscodeConfig(),
     )
     sessions = build_sessions(config, store, "http://viewer.test", attachments=attachments)
     await sessions.start()

@@ -474,3 +474,58 @@ def test_streams_targets_are_managed_with_their_keys_masked(
     assert code == 1
     everything = [cli("streams", "targets", "list", "studio")[1], err]
     assert not [text for text in everything if secret in text]
+
+
+def test_streams_profiles_from_the_command_line(cli: Cli) -> None:
+    created = cli.create(
+        "ladder", "--profile", "360p:640x360:800000", "--profile", "240p:426x240:400000:15"
+    )
+    assert created["profiles"] == [
+        {"name": "360p", "width": 640, "height": 360, "bitrate": 800_000, "fps": 0, "gop": None},
+        {"name": "240p", "width": 426, "height": 240, "bitrate": 400_000, "fps": 15, "gop": None},
+    ]
+    code, out, _ = cli("streams", "show", "ladder")
+    shown = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert shown["Profiles"] == "360p:640x360:800000, 240p:426x240:400000:15"
+
+    changed = cli.json("streams", "set-profiles", "ladder", "low:320x180:300000:0:2")
+    assert changed["profiles"] == [
+        {"name": "low", "width": 320, "height": 180, "bitrate": 300_000, "fps": 0, "gop": 2.0}
+    ]
+    code, out, _ = cli("streams", "set-profiles", "ladder")
+    assert code == 0 and "no profiles of its own" in out
+    assert cli.json("streams", "show", "ladder")["profiles"] == []
+
+    code, out, err = cli("streams", "create", "odd", "--profile", "odd:641x360:800000")
+    assert code == 1 and out == ""
+    assert "invalid profiles: profiles[0] (odd): width and height must be even" in err
+    code, _, err = cli("streams", "set-profiles", "ladder", "a:64x64:100000", "A:32x32:100000")
+    assert code == 1 and "must be unique" in err
+    assert cli.json("streams", "list")["total"] == 1
+
+
+def test_sessions_show_prints_the_renditions(cli: Cli) -> None:
+    stream = cli.create("studio", "--profile", "360p:640x360:800000")
+    cli.insert(
+        _session(
+            stream["id"], "s-tr", 0, status="ended", ended_at=T0 + 65,
+            profiles=[stream["profiles"][0]],
+            renditions=[
+                {"name": "360p", "segments": 3, "bytes": 600_000, "frames": 180,
+                 "dropped_frames": 2},
+            ],
+            transcoded_segments=3, transcoded_segments_duration=6.0, transcoded_bytes=600_000,
+        ),
+    )  # fmt: skip
+    code, out, _ = cli("sessions", "show", "s-tr")
+    assert code == 0
+    shown = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert shown["Transcoded"] == f"3 segments, 6s ({format_bytes(600_000)})"
+    assert (
+        f"  rendition: 360p 640x360 800 kb/s: 3 segments ({format_bytes(600_000)}), "
+        "180 frames, 2 dropped"
+    ) in out.splitlines()
+    assert cli.json("sessions", "show", "s-tr")["transcoded_segments"] == 3
+    code, out, _ = cli("analytics")
+    shown = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert shown["Transcoded time"] == "6s"

@@ -315,3 +315,70 @@ async def test_only_regular_files_are_served(setup: Setup, tmp_path: Path) -> No
     playlist.symlink_to(tmp_path / "index.m3u8")
     assert (await setup.client.get(f"/hls/{pid}/index.m3u8")).status_code == 404
     assert (await setup.client.get(f"/hls/{pid}/s-live/index.m3u8")).status_code == 404
+
+
+async def _adaptive(setup: Setup, session_id: str) -> Path:
+    """A live session with a rendition: a master playlist and the rendition's files (the
+    segment is not media: the routes serve files, the tests elsewhere play them)."""
+    folder = setup.media / setup.playback_id / session_id
+    (folder / "360p").mkdir(parents=True)
+    (folder / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=2000000\nindex.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=900000\n360p/index.m3u8\n"
+    )
+    (folder / "index.m3u8").write_text("#EXTM3U\n#EXTINF:2.000,\nseg_00000.ts\n")
+    (folder / "360p" / "index.m3u8").write_text(
+        "#EXTM3U\n#EXTINF:2.000,\nseg_00000.ts\n#EXTINF:1.500,\nseg_00001.ts\n"
+    )
+    for name in ("seg_00000.ts", "seg_00001.ts"):
+        (folder / "360p" / name).write_bytes(b"\x47" * 188)
+    record = SessionRecord(
+        id=session_id, stream_id=setup.stream_id, name="cam", created_at=T0, last_seen=T0,
+        updated_at=T0,
+    )  # fmt: skip
+    await setup.store.insert_session(record)
+    setup.live.sessions[setup.stream_id] = record
+    return folder
+
+
+async def test_a_session_with_renditions_plays_from_its_master(setup: Setup) -> None:
+    await _adaptive(setup, "s-abr")
+    pid = setup.playback_id
+    master = await setup.client.get(f"/hls/{pid}/index.m3u8")
+    assert master.status_code == 200
+    assert [line for line in master.text.splitlines() if not line.startswith("#")] == [
+        "s-abr/index.m3u8",
+        "s-abr/360p/index.m3u8",
+    ]
+    playlist = await setup.client.get(f"/hls/{pid}/s-abr/360p/index.m3u8")
+    assert playlist.status_code == 200
+    assert playlist.headers["cache-control"] == "max-age=1, must-revalidate"
+    for name in ("seg_00000.ts", "seg_00001.ts", "seg_00001.ts"):
+        segment = await setup.client.get(f"/hls/{pid}/s-abr/360p/{name}")
+        assert segment.status_code == 200 and segment.headers["content-type"] == "video/mp2t"
+    head = await setup.client.head(f"/hls/{pid}/s-abr/360p/seg_00000.ts")
+    assert head.status_code == 200, "and a HEAD counts nothing"
+    setup.playback.flush()
+    await setup.playback.writes.join()
+    session = await setup.store.get_session("s-abr")
+    assert session is not None and session.viewer_seconds == pytest.approx(2.0 + 1.5 + 1.5)
+
+
+async def test_a_rendition_s_files_are_only_its_own(setup: Setup, tmp_path: Path) -> None:
+    folder = await _adaptive(setup, "s-abr")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.ts").write_bytes(b"x")
+    (folder / "elsewhere").symlink_to(outside, target_is_directory=True)
+    pid = setup.playback_id
+    for url in (
+        f"/hls/{pid}/s-abr/elsewhere/secret.ts",  # a linked folder is not followed
+        f"/hls/{pid}/s-abr/240p/index.m3u8",  # no such rendition
+        f"/hls/{pid}/s-abr/.hidden/index.m3u8",
+        f"/hls/{pid}/s-abr/360p/nope.ts",
+        f"/recordings/{pid}/s-abr/360p/index.m3u8",  # not recorded
+        f"/hls/{pid}/other/360p/index.m3u8",
+    ):
+        r = await setup.client.get(url)
+        assert r.status_code == 404, url
+        assert r.json()["error"]["code"] == "not_found"

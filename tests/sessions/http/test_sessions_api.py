@@ -33,6 +33,7 @@ async def _ledger(api: Api) -> tuple[StreamRecord, StreamRecord]:
                 ingest_seconds=10.0,
                 bytes_received=1000 * (n + 1),
                 viewer_seconds=1.5,
+                transcoded_segments_duration=4.25,
             )
         )
     return one, two
@@ -277,6 +278,7 @@ async def test_analytics_sums_over_a_range_and_a_stream(api: Api) -> None:
         "total_ingest_seconds": 50.0,
         "total_bytes": 15000,
         "total_viewer_seconds": 7.5,
+        "total_transcoded_seconds": 21.25,
         "since": None,
         "until": None,
     }

@@ -188,3 +188,21 @@ def test_behind_real_time_drops_to_the_next_keyframe_and_says_so(
     # Lagging (is_healthy false) while it lasted: from the first late batch to 4 s.
     assert not any(lag for at, lag in lagging_at.items() if at < 2500 or at >= 4100)
     assert all(lag for at, lag in lagging_at.items() if 2800 <= at < 3900)
+
+
+@pytest.mark.slow
+def test_renditions_behind_from_the_start_to_the_end_say_only_that(
+    transcode_clips: dict[str, list[FlvTag]], tmp_path: Path
+) -> None:
+    """Every frame late: nothing is encoded, every frame is counted as dropped, and the
+    issue is that they were behind (not that the source had no video)."""
+    run = run_inline(
+        transcode_clips["small"],
+        tmp_path,
+        [Profile("low", 160, 120, 150_000)],
+        settings=EngineSettings(max_lag=4.0),
+        lateness=lambda tag: 10.0,
+    )
+    (counted,) = run.report.profiles
+    assert counted.frames == 0 and counted.dropped_frames > 0
+    assert [issue["code"] for issue in run.report.issues] == ["transcode_realtime"]
