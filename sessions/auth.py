@@ -23,6 +23,7 @@ from typing import Any
 from ingest.hooks import Decision, PublishAttempt
 from ingest.logs import log_event
 from sessions.streams import Streams
+from sessions.webhooks.events import WebhookEvent, stream_event
 from sessions.writes import StoreWrites
 
 logger = logging.getLogger("sessions.auth")
@@ -66,6 +67,26 @@ class KeyAuthorizer:
     def _log(self, kind: str, **fields: Any) -> None:
         """Queue an event-log row (the publisher does not wait for the store)."""
         self.writes.event(kind, at=self.wall_clock(), **fields)
+
+    def log_rejected(self, attempt: PublishAttempt, reason: str, stream_id: str | None) -> None:
+        """The event-log row of a refused publish, and its ``publish.rejected`` webhook
+        event (in the same write)."""
+        at = self.wall_clock()
+        self.writes.event(
+            "publish_rejected",
+            at=at,
+            stream_id=stream_id,
+            remote_addr=attempt.remote_addr,
+            reason=reason,
+            webhook=stream_event(
+                WebhookEvent.PUBLISH_REJECTED,
+                stream_id,
+                at,
+                app=attempt.app,
+                remote_addr=attempt.remote_addr,
+                reason=reason,
+            ),
+        )
 
     async def drain(self) -> None:
         """Wait for the event-log rows queued so far to be written."""
@@ -121,12 +142,7 @@ class KeyAuthorizer:
         if len(self._failures) >= _MAX_TRACKED:
             self._forget_old()
         self._failures.setdefault(address, deque()).append(self.clock())
-        self._log(
-            "publish_rejected",
-            stream_id=stream_id,
-            remote_addr=attempt.remote_addr,
-            reason=reason,
-        )
+        self.log_rejected(attempt, reason, stream_id)
         low, high = self.reject_delay
         if high > 0:
             await self.sleep(random.uniform(low, high))
