@@ -64,7 +64,7 @@ class KeyAuthorizer:
         self._failures: dict[str, deque[float]] = {}
         self._throttle_logged: dict[str, float] = {}
 
-    def _log(self, kind: str, **fields: Any) -> None:
+    def log(self, kind: str, **fields: Any) -> None:
         """Queue an event-log row (the publisher does not wait for the store)."""
         self.writes.event(kind, at=self.wall_clock(), **fields)
 
@@ -117,13 +117,13 @@ class KeyAuthorizer:
     async def authorize(self, attempt: PublishAttempt) -> Decision:
         address = address_of(attempt.remote_addr)
         if self.throttled(address):
-            return await self._throttle(attempt, address)
+            return await self.throttle_refusal(attempt, address)
         stream = await self.streams.authenticate(attempt.key)
         if stream is None:
-            return await self._refuse(attempt, address, BAD_KEY, "unknown stream key", None)
+            return await self.refuse(attempt, address, BAD_KEY, "unknown stream key", None)
         if stream.disabled:
-            return await self._refuse(attempt, address, DENIED, "stream is disabled", stream.id)
-        self._log(
+            return await self.refuse(attempt, address, DENIED, "stream is disabled", stream.id)
+        self.log(
             "publish_accepted",
             stream_id=stream.id,
             remote_addr=attempt.remote_addr,
@@ -136,7 +136,7 @@ class KeyAuthorizer:
             record=stream.record,
         )
 
-    async def _refuse(
+    async def refuse(
         self, attempt: PublishAttempt, address: str, code: str, reason: str, stream_id: str | None
     ) -> Decision:
         if len(self._failures) >= _MAX_TRACKED:
@@ -148,7 +148,7 @@ class KeyAuthorizer:
             await self.sleep(random.uniform(low, high))
         return Decision(False, code, reason)
 
-    async def _throttle(self, attempt: PublishAttempt, address: str) -> Decision:
+    async def throttle_refusal(self, attempt: PublishAttempt, address: str) -> Decision:
         now = self.clock()
         last = self._throttle_logged.get(address)
         if last is None or now - last >= self.throttle_window:
@@ -160,7 +160,7 @@ class KeyAuthorizer:
                 address=address,
                 failures=len(self._failures.get(address, ())),
             )
-            self._log(
+            self.log(
                 "publish_throttled",
                 remote_addr=attempt.remote_addr,
                 reason=f"{self.throttle_failures} refused publishes within "

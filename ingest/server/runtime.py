@@ -18,6 +18,7 @@ from ingest.listener import RtmpServer
 from ingest.logs import apply_log_config
 from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
+from sessions.auth_http import HttpAuthorizer, HttpAuthSettings
 from sessions.manager import SessionManager
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
 from sessions.segmenting import MediaSettings
@@ -63,6 +64,8 @@ class SessionSide:
     owner: StreamOwner | None = None
     authorizer: KeyAuthorizer | None = None
     streams: Streams | None = None
+    #: The HTTP callback's authorizer (in front of ``authorizer``), in the owner's process.
+    http_auth: HttpAuthorizer | None = None
 
     async def start(self, *, recover: bool = True) -> None:
         """Start the session manager (recovering what a crash left, with ``recover``) and
@@ -77,6 +80,8 @@ class SessionSide:
         await self.manager.close()
         if self.owner is not None:
             await self.owner.close()
+        if self.http_auth is not None:
+            await self.http_auth.close()
 
 
 def build_sessions(
@@ -97,6 +102,7 @@ def build_sessions(
     streams: Streams | None = None
     authorizer: KeyAuthorizer | None = None
     own: StreamOwner | None = None
+    http_auth: HttpAuthorizer | None = None
     if owner is None:
         streams = Streams(store)
         authorizer = KeyAuthorizer(
@@ -106,8 +112,9 @@ def build_sessions(
             throttle_failures=config.sessions.throttle_failures,
             throttle_window=config.sessions.throttle_window,
         )
+        http_auth = HttpAuthorizer(authorizer, streams, auth_settings(config))
         owner = own = StreamOwner(
-            authorizer,
+            http_auth if config.auth.mode == "http" else authorizer,
             policy=DuplicatePolicy(config.sessions.duplicate_publish),
             enabled_streams=store.enabled_streams,
             check_interval=config.sessions.flush_interval,
@@ -123,7 +130,18 @@ def build_sessions(
         media=media_settings(config, executor, public_url),
         attachments=attachments,
     )
-    return SessionSide(manager, executor, own, authorizer, streams)
+    return SessionSide(manager, executor, own, authorizer, streams, http_auth)
+
+
+def auth_settings(config: Config) -> HttpAuthSettings:
+    """The HTTP authorization callback's settings (``[auth]``)."""
+    auth = config.auth
+    return HttpAuthSettings(
+        url=auth.http_url,
+        timeout=auth.http_timeout,
+        on_error=auth.http_on_error,
+        cache=auth.http_cache,
+    )
 
 
 def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None) -> None:
@@ -144,4 +162,8 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
         )
         side.authorizer.throttle_failures = config.sessions.throttle_failures
         side.authorizer.throttle_window = config.sessions.throttle_window
+    if side.owner is not None and side.authorizer is not None and side.http_auth is not None:
+        side.http_auth.settings = auth_settings(config)
+        http = config.auth.mode == "http"
+        side.owner.authorizer = side.http_auth if http else side.authorizer
     apply_log_config(config.log)
