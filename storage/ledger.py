@@ -159,7 +159,7 @@ class LedgerQueries(StoreBase):
             if event is not None:
                 await write_outbox(
                     conn,
-                    [OutboxEvent(event, now, s.stream_id, s.id) for s in closed],
+                    [OutboxEvent(event, now, s.stream_id, s.id, session=s) for s in closed],
                 )
         closed.sort(key=lambda s: (s.created_at, s.id))
         return closed

@@ -113,7 +113,8 @@ CREATE INDEX targets_stream_created ON targets (stream_id, created_at);
 
 #: Webhooks: endpoints (their secret in clear, since it signs every delivery), the outbox
 #: of events (written in the transaction of the ledger change that caused each, only when
-#: an enabled endpoint wants it; ``body`` is the JSON sent, fixed at the first attempt), one
+#: an enabled endpoint wants it; ``session``: the session as it was then, ``body``: the JSON
+#: sent, fixed at the first attempt), one
 #: delivery per endpoint and event, and every attempt of each.
 _V_WEBHOOKS: Final = """
 CREATE TABLE webhooks (
@@ -133,6 +134,7 @@ CREATE TABLE webhook_events (
     stream_id  TEXT,
     session_id TEXT,
     data       TEXT NOT NULL DEFAULT '{}',
+    session    TEXT,
     body       TEXT
 );
 CREATE TABLE webhook_deliveries (

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from .base import StoreBase, check_page
+from .models import SessionRecord
+from .outbox import session_from_json
 
 DeliveryState = Literal["pending", "delivered", "failed"]
 
 _WEBHOOK_COLUMNS: Final = "id, url, events, description, secret, disabled, created_at, updated_at"
 _PENDING_SELECT: Final = (
     "SELECT d.id, d.webhook_id, d.event_id, v.event, v.created_at, v.stream_id, v.session_id,"
-    " v.data, v.body, d.attempts, d.next_attempt, d.created_at"
+    " v.data, v.body, d.attempts, d.next_attempt, d.created_at, v.session"
     " FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id"
 )
 _DELIVERY_SELECT: Final = (
@@ -89,6 +91,8 @@ class PendingDelivery:
     attempts: int
     next_attempt: float
     created_at: float
+    #: The session as it was when the event was written, if the event kept it.
+    session: SessionRecord | None = None
 
 
 def _webhook(row: sqlite3.Row) -> WebhookRecord:
@@ -118,6 +122,7 @@ def _pending(row: sqlite3.Row) -> PendingDelivery:
         attempts=row[9],
         next_attempt=row[10],
         created_at=row[11],
+        session=None if row[12] is None else session_from_json(row[12]),
     )
 
 

@@ -33,8 +33,9 @@ DEFAULT_EVENTS: Final = tuple(e for e in ALL_EVENTS if e != WebhookEvent.PUBLISH
 
 
 def session_event(event: WebhookEvent, record: SessionRecord, at: float) -> OutboxEvent:
-    """An outbox item about a session (its stream too)."""
-    return OutboxEvent(event.value, at, record.stream_id, record.id)
+    """An outbox item about a session (its stream too), with the session as it is when the
+    item is written."""
+    return OutboxEvent(event.value, at, record.stream_id, record.id, session=record)
 
 
 def stream_event(event: WebhookEvent, stream_id: str | None, at: float, **data: Any) -> OutboxEvent:

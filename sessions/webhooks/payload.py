@@ -1,8 +1,9 @@
 """A delivery's body: the event with its stream and session as the API shows them.
 
-The body is built once, at the first attempt of any delivery of the event, from the
-ledger as it is then (``stream.idle``: the final session), and kept with the event, so
-every endpoint and every retry gets the same bytes and the same ``id``.
+The body is built once, at the first attempt of any delivery of the event, and kept with
+the event, so every endpoint and every retry gets the same bytes and the same ``id``. Its
+session is the one the event kept when it was written (``stream.started``: live;
+``stream.idle``: the final one), its stream the stream as it is at that first attempt.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Payloads:
                 # As GET /api/sessions/{id} shows it: no playback id once deleted.
                 playback_id = None if deleted else stream.playback_id
         if delivery.session_id is not None:
-            session = await self.store.get_session(delivery.session_id)
+            session = delivery.session or await self.store.get_session(delivery.session_id)
             if session is not None:
                 session_json = as_json(session_view(session, playback_id=playback_id))
         body = {
