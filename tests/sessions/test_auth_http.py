@@ -94,7 +94,8 @@ async def test_allowed_publish_attaches_to_the_named_stream_made_on_first_use(
         rows = await events(stack.store)
     assert SECRET_KEY not in caplog.text
     assert all(SECRET_KEY not in repr(row) for row in rows)
-    assert SECRET_KEY.encode() not in (tmp_path / "ledger.db").read_bytes()
+    for stored in tmp_path.glob("ledger.db*"):  # the database and its WAL
+        assert SECRET_KEY.encode() not in stored.read_bytes()
 
 
 async def test_denied_publish_carries_the_callbacks_reason(tmp_path: Path) -> None:

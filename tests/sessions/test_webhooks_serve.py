@@ -21,7 +21,7 @@ from sessions.webhooks.endpoints import Webhooks
 from sessions.webhooks.signing import HEADER, verify
 from storage import DeliveryRecord, Store
 from tests.support.media import publish_with_ffmpeg
-from tests.support.receiver import Receiver
+from tests.support.receiver import Received, Receiver, Reply
 from tests.support.server import serve_config, start_server
 
 EVENTS = ["stream.created", "stream.started", "stream.idle", "recording.ready"]
@@ -157,3 +157,48 @@ async def test_a_delivery_pending_at_a_sigkill_arrives_after_the_restart(tmp_pat
     assert [r.json()["event"] for r in receiver.requests] == EVENTS
     for request in receiver.requests:
         assert verify(secret, request.headers[HEADER.lower()], request.body)
+
+
+@pytest.mark.slow
+async def test_http_auth_and_webhooks_with_worker_processes(tmp_path: Path) -> None:
+    """With ``[rtmp] processes = 2`` the main process asks the callback for a worker's
+    publish, and sends the webhooks of the sessions the workers write."""
+
+    async def allow(_: Received) -> Reply:
+        return 200, {"stream": "from-callback"}
+
+    callback = await Receiver(allow).start()
+    receiver = await Receiver().start()
+    config = config_with_webhooks(tmp_path, free_port())
+    with config.open("a") as fh:
+        fh.write(f'[auth]\nmode = "http"\nhttp_url = "{callback.url}"\n')
+    text = config.read_text().replace("[rtmp]\n", "[rtmp]\nprocesses = 2\n", 1)
+    config.write_text(text)
+    store = await Store.open(tmp_path / "data" / "rtmp-ingest.db")
+    try:
+        hook = await Webhooks(store).create(receiver.url, ["stream.started", "stream.idle"])
+    finally:
+        await store.close()
+    server, port, _ = await start_server(config)
+    try:
+        source = make_flv(tmp_path / "clip.flv", seconds=2)
+        url = f"rtmp://127.0.0.1:{port}/live/any-key-the-callback-likes"
+        assert await publish_with_ffmpeg(source, url) == 0
+        requests = await receiver.wait_for(2, timeout=60)
+    finally:
+        await stop(server)
+        await receiver.stop()
+        await callback.stop()
+    assert server.stderr is not None
+    log = (await server.stderr.read()).decode()
+    assert "publish_accepted" in log or "session_started" in log
+    assert "any-key-the-callback-likes" not in log  # sent to the callback, never logged
+    for stored in (tmp_path / "data").glob("rtmp-ingest.db*"):  # the database and its WAL
+        assert b"any-key-the-callback-likes" not in stored.read_bytes()
+    assert len(callback.requests) == 1
+    assert callback.requests[0].json()["stream_key"] == "any-key-the-callback-likes"
+    bodies = [r.json() for r in requests]
+    assert [b["event"] for b in bodies] == ["stream.started", "stream.idle"]
+    assert {b["stream"]["name"] for b in bodies} == {"from-callback"}
+    for request in requests:
+        assert verify(hook.secret, request.headers[HEADER.lower()], request.body)
