@@ -106,8 +106,6 @@ class HttpAuthorizer:
         self._own_client = client is None
         #: (hash of the key, app) -> (stream name, when the callback allowed it).
         self._allowed: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
-        #: Callback calls made (for tests and metrics).
-        self.calls = 0
 
     async def close(self) -> None:
         if self._own_client and self._client is not None:
@@ -147,7 +145,6 @@ class HttpAuthorizer:
     async def _ask(self, attempt: PublishAttempt) -> Answer:
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        self.calls += 1
         try:
             response = await self._client.post(
                 self.settings.url,

@@ -269,6 +269,32 @@ class WebhookQueries(StoreBase):
         )
         return [_pending(r) for r in rows]
 
+    async def delivery_heads(self, webhook_id: str) -> list[tuple[int, float]]:
+        """``(delivery id, next attempt)`` of the oldest pending delivery of each stream
+        (events about no stream count as one more), for the webhook: the only ones that
+        may be sent, so that each stream's events arrive in order."""
+        rows = await self._fetch(
+            "SELECT MIN(d.id), d.next_attempt FROM webhook_deliveries d"
+            " JOIN webhook_events v ON v.id = d.event_id"
+            " WHERE d.webhook_id = ? AND d.state = 'pending' GROUP BY v.stream_id",
+            (webhook_id,),
+        )
+        return [(int(row[0]), float(row[1])) for row in rows]
+
+    async def get_deliveries(self, delivery_ids: list[int]) -> list[PendingDelivery]:
+        """Those of ``delivery_ids`` still pending, with their events, oldest first."""
+        rows = await self._fetch(
+            f"{_PENDING_SELECT} WHERE d.id IN (SELECT value FROM json_each(?))"
+            " AND d.state = 'pending' ORDER BY d.id",
+            (json.dumps(delivery_ids),),
+        )
+        return [_pending(r) for r in rows]
+
+    async def count_pending_deliveries(self) -> int:
+        """Deliveries waiting to be sent, over every webhook (the queue's depth)."""
+        rows = await self._fetch("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'")
+        return int(rows[0][0])
+
     async def set_event_body(self, event_id: str, body: str) -> str:
         """Keep ``body`` as the event's body unless it already has one; the body it has."""
         async with self._transaction() as conn:
@@ -291,11 +317,13 @@ class WebhookQueries(StoreBase):
         state: DeliveryState,
         next_attempt: float,
     ) -> None:
-        """One attempt of a delivery, and the delivery's state after it."""
+        """One attempt of a delivery, and the delivery's state after it (nothing if the
+        delivery is gone: its webhook was deleted meanwhile)."""
         async with self._transaction() as conn:
             await conn.execute_fetchall(
                 "INSERT INTO webhook_attempts (delivery_id, at, status_code, latency, error)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " SELECT ?1, ?2, ?3, ?4, ?5"
+                " WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)",
                 (delivery_id, attempt.at, attempt.status_code, attempt.latency, attempt.error),
             )
             await conn.execute_fetchall(

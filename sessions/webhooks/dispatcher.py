@@ -25,6 +25,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,8 +39,6 @@ from storage.webhooks import DeliveryState
 
 logger = logging.getLogger("sessions.webhooks")
 
-#: Pending deliveries of one endpoint read at a time.
-_BATCH = 1000
 #: Deliveries of one endpoint (of different streams) in flight at once.
 _PARALLEL = 8
 
@@ -85,6 +84,9 @@ class Dispatcher:
         self._supervisor: asyncio.Task[None] | None = None
         self._endpoints: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        #: Attempts since start by result: "delivered", "retried" (failed, to be tried
+        #: again), "failed" (given up).
+        self.results: Counter[str] = Counter()
 
     def start(self) -> None:
         if self._client is None:
@@ -140,18 +142,16 @@ class Dispatcher:
                 webhook = await self.store.get_webhook(webhook_id)
                 if webhook is None or webhook.disabled:
                     return
-                pending = await self.store.pending_deliveries(webhook_id, limit=_BATCH)
-                if not pending:
+                heads = await self.store.delivery_heads(webhook_id)
+                if not heads:
                     return
-                heads: dict[str, PendingDelivery] = {}
-                for delivery in pending:
-                    heads.setdefault(delivery.stream_id or "", delivery)
                 now = self.clock()
-                due = [d for d in heads.values() if d.next_attempt <= now][:_PARALLEL]
+                due = sorted(i for i, at in heads if at <= now)[:_PARALLEL]
                 if due:
-                    await asyncio.gather(*(self._attempt(webhook, d) for d in due))
+                    found = await self.store.get_deliveries(due)
+                    await asyncio.gather(*(self._attempt(webhook, d) for d in found))
                     continue
-                wait = min(d.next_attempt for d in heads.values()) - now
+                wait = min(at for _, at in heads) - now
                 await asyncio.sleep(max(0.0, min(wait, self.policy.poll_interval)))
             except asyncio.CancelledError:
                 raise
@@ -215,6 +215,7 @@ class Dispatcher:
         else:
             state = "pending"
             next_attempt = now + backoff(delivery.attempts + 1, self.policy, self.rand)
+        self.results["retried" if state == "pending" else state] += 1
         if not delivered:
             log_event(
                 logger,

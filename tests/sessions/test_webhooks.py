@@ -166,6 +166,7 @@ async def test_a_failing_receiver_gets_it_later_and_every_attempt_is_listed(stor
         await receiver.stop()
     (delivery,), _ = await store.list_deliveries(hook.id)
     assert delivery.state == "delivered"
+    assert send.results["delivered"] == 1 and send.results["retried"] == delivery.attempts - 1
     log = delivery.attempt_log
     assert [a.status_code for a in log[:3]] == [503, 503, None]
     assert log[0].error == "HTTP 503" and log[2].error is not None and "timed out" in log[2].error

@@ -158,3 +158,36 @@ async def test_update_and_delete_a_webhook(store: Store, tmp_path: Path) -> None
         assert conn.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0] == 0
     webhooks, total = await store.list_webhooks()
     assert webhooks == [] and total == 0
+
+
+async def test_heads_are_each_streams_oldest_pending_delivery(store: Store) -> None:
+    await store.create_stream(id="s2", name="n2", key_hash="h2", playback_id="p2", now=0.0)
+    await hook(store, "a", ["stream.started", "publish.rejected"])
+    for n, stream_id in enumerate(["s1", "s1", "s2", None, None]):
+        await store.log_event(
+            "x", at=float(n), outbox=[OutboxEvent("publish.rejected", float(n), stream_id)]
+        )
+    pending = await store.pending_deliveries("a")
+    assert [d.stream_id for d in pending] == ["s1", "s1", "s2", None, None]
+    heads = await store.delivery_heads("a")
+    assert sorted(i for i, _ in heads) == [pending[0].id, pending[2].id, pending[3].id]
+    await store.record_attempt(
+        pending[0].id, AttemptRecord(9.0, 200, 0.1, None), state="delivered", next_attempt=9.0
+    )
+    heads = await store.delivery_heads("a")
+    assert sorted(i for i, _ in heads) == [pending[1].id, pending[2].id, pending[3].id]
+    assert [d.id for d in await store.get_deliveries([pending[0].id, pending[1].id])] == [
+        pending[1].id
+    ]
+    assert await store.count_pending_deliveries() == 4
+
+
+async def test_an_attempt_of_a_deleted_webhooks_delivery_is_dropped(store: Store) -> None:
+    await hook(store, "a", ["stream.started"])
+    await store.insert_session(session(), outbox=[OutboxEvent("stream.started", 5.0, "s1", "x1")])
+    (delivery,) = await store.pending_deliveries("a")
+    assert await store.delete_webhook("a")
+    await store.record_attempt(
+        delivery.id, AttemptRecord(6.0, 200, 0.1, None), state="delivered", next_attempt=6.0
+    )
+    assert await store.list_deliveries("a") == ([], 0)
