@@ -16,6 +16,7 @@ import pytest
 from bench.media import make_flv
 from ingest.config import AuthConfig
 from ingest.rtmp.events import PublishStarted, StatusReceived
+from sessions.webhooks.endpoints import Webhooks
 from tests.support.events import events
 from tests.support.receiver import Received, Receiver, Reply, Responder
 from tests.support.rtmp_client import SocketPublisher
@@ -103,10 +104,16 @@ async def test_denied_publish_carries_the_callbacks_reason(tmp_path: Path) -> No
         return 403, {"reason": "account suspended"}
 
     async with http_auth(tmp_path, deny) as (stack, _):
+        hook = await Webhooks(stack.store).create("http://127.0.0.1:1/", ["publish.rejected"])
         assert await publish(stack, SECRET_KEY) == "NetStream.Publish.Denied"
         (reason,) = await logged(stack, "publish_rejected")
         assert reason == "refused by the authorization callback: account suspended"
         assert (await stack.store.list_streams())[1] == 0
+        # The refusal's event-log row carried its webhook event.
+        (delivery,) = await stack.store.pending_deliveries(hook.id)
+        assert delivery.event == "publish.rejected" and delivery.stream_id is None
+        assert delivery.data["reason"] == reason and delivery.data["app"] == "live"
+        assert SECRET_KEY not in repr(delivery.data)
 
 
 async def test_a_plain_text_refusal_and_a_bare_status(tmp_path: Path) -> None:
