@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from enum import StrEnum
 from typing import Any, Final
 
@@ -33,9 +34,10 @@ DEFAULT_EVENTS: Final = tuple(e for e in ALL_EVENTS if e != WebhookEvent.PUBLISH
 
 
 def session_event(event: WebhookEvent, record: SessionRecord, at: float) -> OutboxEvent:
-    """An outbox item about a session (its stream too), with the session as it is when the
-    item is written."""
-    return OutboxEvent(event.value, at, record.stream_id, record.id, session=record)
+    """An outbox item about a session (its stream too), with a copy of the session as it is
+    now (the body shows it so, however late the write lands or the delivery goes)."""
+    snapshot = copy.deepcopy(record)
+    return OutboxEvent(event.value, at, record.stream_id, record.id, session=snapshot)
 
 
 def stream_event(event: WebhookEvent, stream_id: str | None, at: float, **data: Any) -> OutboxEvent:
