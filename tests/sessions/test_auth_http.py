@@ -5,6 +5,7 @@ first use), deny with the callback's reason, a callback that times out with eith
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from bench.media import make_flv
-from ingest.config import AuthConfig
+from ingest.config import AuthConfig, Config, SessionsConfig
 from ingest.rtmp.events import PublishStarted, StatusReceived
+from ingest.server.runtime import apply_live
 from sessions.webhooks.endpoints import Webhooks
 from tests.support.events import events
 from tests.support.receiver import Received, Receiver, Reply, Responder
@@ -213,3 +215,30 @@ async def test_ffmpeg_gets_the_refusal(tmp_path: Path) -> None:
     assert proc.returncode != 0
     text = stderr.decode(errors="replace")
     assert "Server error: refused by the authorization callback: not on the schedule" in text
+
+
+async def test_a_reload_switches_the_mode_and_the_callback(tmp_path: Path) -> None:
+    first = await Receiver(allow_as("first")).start()
+    second = await Receiver(allow_as("second")).start()
+    stack = await start_stack(tmp_path)
+    try:
+        _, own_key = await stack.streams.create("own")
+        assert await publish(stack, "unknown") == "NetStream.Publish.BadName"  # keys mode
+        config = Config(
+            auth=AuthConfig(mode="http", http_url=first.url),
+            sessions=SessionsConfig(reject_delay_min=0.0, reject_delay_max=0.0),
+        )
+        apply_live(config, stack.sessions)
+        assert await publish(stack, "unknown") == "NetStream.Publish.Start"
+        apply_live(dataclasses.replace(config, auth=AuthConfig("http", second.url)), stack.sessions)
+        assert await publish(stack, "unknown") == "NetStream.Publish.Start"
+        apply_live(dataclasses.replace(config, auth=AuthConfig()), stack.sessions)
+        assert await publish(stack, "unknown") == "NetStream.Publish.BadName"
+        assert await publish(stack, own_key) == "NetStream.Publish.Start"
+        streams, _ = await stack.store.list_streams()
+    finally:
+        await stack.close()
+        await first.stop()
+        await second.stop()
+    assert (len(first.requests), len(second.requests)) == (1, 1)
+    assert {s.name for s in streams} == {"own", "first", "second"}
