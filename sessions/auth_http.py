@@ -24,6 +24,7 @@ processes > 1`` it runs in the main process, which every worker's claim asks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -146,13 +147,15 @@ class HttpAuthorizer:
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
-            response = await self._client.post(
-                self.settings.url,
-                json=self._body(attempt),
-                headers={"User-Agent": "rtmp-ingest-auth"},
-                timeout=self.settings.timeout,
-            )
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each step; this bounds the whole answer.
+            async with asyncio.timeout(self.settings.timeout):
+                response = await self._client.post(
+                    self.settings.url,
+                    json=self._body(attempt),
+                    headers={"User-Agent": "rtmp-ingest-auth"},
+                    timeout=self.settings.timeout,
+                )
+        except (httpx.TimeoutException, TimeoutError):
             raise CallbackFailed(f"no answer within {self.settings.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise CallbackFailed(type(exc).__name__ + (f": {exc}" if str(exc) else "")) from None

@@ -185,11 +185,15 @@ class Dispatcher:
         error: str | None = None
         started = time.monotonic()
         try:
-            async with self._client.stream(
-                "POST", webhook.url, content=raw, headers=headers, timeout=self.policy.timeout
-            ) as response:
+            # httpx's timeout bounds each step; this bounds the whole answer.
+            async with (
+                asyncio.timeout(self.policy.timeout),
+                self._client.stream(
+                    "POST", webhook.url, content=raw, headers=headers, timeout=self.policy.timeout
+                ) as response,
+            ):
                 status = response.status_code
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             error = f"timed out after {self.policy.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -20,7 +20,7 @@ from ingest.rtmp.events import PublishStarted, StatusReceived
 from ingest.server.runtime import apply_live
 from sessions.webhooks.endpoints import Webhooks
 from tests.support.events import events
-from tests.support.receiver import Received, Receiver, Reply, Responder
+from tests.support.receiver import DripServer, Received, Receiver, Reply, Responder
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
 
@@ -156,6 +156,21 @@ async def test_a_timeout_denies_with_deny(tmp_path: Path) -> None:
         (reason,) = await logged(stack, "publish_rejected")
     assert reason == "authorization callback failed: no answer within 0.5 s"
     assert waited < 3.0  # refused at the timeout, not when the callback answered
+
+
+async def test_a_callback_that_never_finishes_its_answer_times_out(tmp_path: Path) -> None:
+    drip = await DripServer(interval=0.05).start()
+    stack = await start_stack(
+        tmp_path, auth=AuthConfig(mode="http", http_url=drip.url, http_timeout=0.5)
+    )
+    try:
+        assert await publish(stack, SECRET_KEY) == "NetStream.Publish.Denied"
+        (reason,) = await logged(stack, "publish_rejected")
+    finally:
+        await stack.close()
+        await drip.stop()
+    assert reason == "authorization callback failed: no answer within 0.5 s"
+    assert drip.connections == 1
 
 
 async def test_a_timeout_with_allow_lets_in_known_keys_only(tmp_path: Path) -> None:

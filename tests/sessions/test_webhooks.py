@@ -18,7 +18,7 @@ from sessions.webhooks.endpoints import InvalidWebhook, Webhooks
 from sessions.webhooks.payload import Payloads
 from sessions.webhooks.signing import HEADER, sign, verify
 from storage import OutboxEvent, SessionRecord, Store
-from tests.support.receiver import Received, Receiver, Reply
+from tests.support.receiver import DripServer, Received, Receiver, Reply
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
 
@@ -217,6 +217,30 @@ async def test_one_streams_order_is_kept_and_nothing_else_waits(store: Store) ->
     assert seen_b.index("x1") < seen_b.index("x2")  # per stream, in order
     order_a = [r.json()["session"]["id"] for r in a.requests if r.json()["stream"]["id"] == "s1"]
     assert order_a[-2:] == ["x1", "x2"] and order_a.count("x2") == 1
+
+
+async def test_an_answer_that_never_ends_is_a_timeout(store: Store) -> None:
+    """A receiver that sends its headers a byte at a time never makes a read wait past
+    the timeout; the attempt still ends at it."""
+    drip = await DripServer(interval=0.05).start()
+    hook = await Webhooks(store).create(drip.url, ["stream.started"])
+    send = dispatcher(store)
+    send.start()
+    try:
+        await started(store, "x1")
+        async with asyncio.timeout(20):
+            while True:
+                (delivery,), _ = await store.list_deliveries(hook.id)
+                if delivery.attempts >= 1:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        await send.close()
+        await drip.stop()
+    (attempt, *_) = delivery.attempt_log
+    assert attempt.status_code is None and attempt.error == "timed out after 0.5 s"
+    assert attempt.latency < 5.0  # ended at the 0.5 s bound, not after the whole drip
+    assert delivery.state == "pending"
 
 
 async def test_a_delivery_is_given_up_and_the_next_one_goes(store: Store) -> None:

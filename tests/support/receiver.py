@@ -97,3 +97,42 @@ class Receiver:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.requests
+
+
+class DripServer:
+    """An HTTP peer that takes a request, then sends its answer's status line and headers
+    a byte every ``interval`` seconds, never finishing: no single read waits long, yet the
+    answer never comes."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.port = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/drip"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(self.interval)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def start(self) -> DripServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
