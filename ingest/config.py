@@ -408,6 +408,9 @@ class WebhooksConfig:
     give_up_after: float = _key(86400.0, _positive)
     #: Seconds between looks for new deliveries (worker processes write them too).
     poll_interval: float = _key(0.5, _positive)
+    #: Days a settled delivery (delivered or given up) and its attempts are kept for
+    #: GET /api/webhooks/{id}/deliveries; 0: forever.
+    keep_days: float = _key(30.0, _non_negative)
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,6 +290,30 @@ class WebhookQueries(StoreBase):
         )
         return [_pending(r) for r in rows]
 
+    async def prune_deliveries(self, before: float) -> int:
+        """Forget the deliveries settled (delivered or failed) before ``before``, their
+        attempts, and the events left without a delivery; how many deliveries went."""
+        async with self._transaction() as conn:
+            await conn.execute_fetchall(
+                "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM"
+                " webhook_deliveries WHERE state != 'pending' AND updated_at < ?)",
+                (before,),
+            )
+            gone = list(
+                await conn.execute_fetchall(
+                    "DELETE FROM webhook_deliveries WHERE state != 'pending' AND updated_at < ?"
+                    " RETURNING event_id",
+                    (before,),
+                )
+            )
+            await conn.execute_fetchall(
+                "DELETE FROM webhook_events WHERE id IN (SELECT value FROM json_each(?))"
+                " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+                " WHERE d.event_id = webhook_events.id)",
+                (json.dumps(sorted({row[0] for row in gone})),),
+            )
+        return len(gone)
+
     async def count_pending_deliveries(self) -> int:
         """Deliveries waiting to be sent, over every webhook (the queue's depth)."""
         rows = await self._fetch("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'")

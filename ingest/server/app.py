@@ -92,6 +92,7 @@ def delivery_policy(config: Config) -> DeliveryPolicy:
         retry_max=hooks.retry_max,
         give_up_after=hooks.give_up_after,
         poll_interval=hooks.poll_interval,
+        keep_days=hooks.keep_days,
     )
 
 

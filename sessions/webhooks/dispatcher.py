@@ -14,9 +14,10 @@ again after a backoff that doubles from ``retry_min`` up to ``retry_max`` second
 jitter (a random 50-100% of it), until ``give_up_after`` seconds after the event, when it
 is marked ``failed``. Every attempt is a row (:meth:`storage.Store.record_attempt`).
 
-The state lives in the store, so after a restart (even a SIGKILL) the pending deliveries
-resume; an attempt the server died in the middle of is sent again: delivery is at least
-once, and the body's ``id`` lets receivers de-duplicate.
+Settled deliveries (delivered or failed) and their attempts are kept ``keep_days`` days,
+then swept (hourly). The state lives in the store, so after a restart (even a SIGKILL)
+the pending deliveries resume; an attempt the server died in the middle of is sent again:
+delivery is at least once, and the body's ``id`` lets receivers de-duplicate.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class DeliveryPolicy:
     retry_max: float = 3600.0
     give_up_after: float = 86400.0
     poll_interval: float = 0.5
+    #: Days settled deliveries (and their attempts) are kept; 0: forever.
+    keep_days: float = 30.0
+
+
+#: Seconds between sweeps of settled deliveries past ``keep_days``.
+PRUNE_INTERVAL = 3600.0
 
 
 def backoff(attempts: int, policy: DeliveryPolicy, rand: random.Random) -> float:
@@ -117,7 +124,12 @@ class Dispatcher:
     # -- running ------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        pruned_at = float("-inf")
         while True:
+            now = time.monotonic()
+            if self.policy.keep_days > 0 and now - pruned_at >= PRUNE_INTERVAL:
+                pruned_at = now
+                await self._prune()
             try:
                 for webhook_id in await self.store.webhooks_with_pending():
                     task = self._endpoints.get(webhook_id)
@@ -133,6 +145,22 @@ class Dispatcher:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _prune(self) -> None:
+        try:
+            before = self.clock() - self.policy.keep_days * 86400.0
+            count = await self.store.prune_deliveries(before)
+        except Exception as exc:
+            log_event(logger, logging.ERROR, "webhook_prune_failed", exc_info=exc)
+            return
+        if count:
+            log_event(
+                logger,
+                logging.INFO,
+                "webhook_deliveries_pruned",
+                count=count,
+                days=self.policy.keep_days,
+            )
 
     async def _endpoint(self, webhook_id: str) -> None:
         """Deliver one webhook's pending deliveries until none is left (or it is

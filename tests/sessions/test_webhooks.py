@@ -268,6 +268,33 @@ async def test_a_delivery_is_given_up_and_the_next_one_goes(store: Store) -> Non
     assert failed.attempts >= 2 and all(a.status_code == 410 for a in failed.attempt_log)
 
 
+async def test_settled_deliveries_past_keep_days_are_swept_at_start(store: Store) -> None:
+    receiver = await Receiver().start()
+    hook = await Webhooks(store).create(receiver.url, ["stream.started"])
+    send = dispatcher(store)
+    send.start()
+    try:
+        await started(store, "x1")
+        await settled(store, hook.id, 1)
+    finally:
+        await send.close()
+        await receiver.stop()
+    assert (await store.list_deliveries(hook.id))[1] == 1
+    keeps = dispatcher(store, DeliveryPolicy(poll_interval=0.05, keep_days=30))
+    keeps.start()
+    await asyncio.sleep(0.2)
+    await keeps.close()
+    assert (await store.list_deliveries(hook.id))[1] == 1  # younger than 30 days
+    sweeps = dispatcher(store, DeliveryPolicy(poll_interval=0.05, keep_days=1e-9))
+    sweeps.start()
+    try:
+        async with asyncio.timeout(10):
+            while (await store.list_deliveries(hook.id))[1]:
+                await asyncio.sleep(0.02)
+    finally:
+        await sweeps.close()
+
+
 async def test_a_disabled_or_unsubscribed_webhook_gets_nothing(store: Store) -> None:
     receiver = await Receiver().start()
     hooks = Webhooks(store)

@@ -191,3 +191,28 @@ async def test_an_attempt_of_a_deleted_webhooks_delivery_is_dropped(store: Store
         delivery.id, AttemptRecord(6.0, 200, 0.1, None), state="delivered", next_attempt=6.0
     )
     assert await store.list_deliveries("a") == ([], 0)
+
+
+async def test_settled_deliveries_are_pruned_pending_ones_kept(
+    store: Store, tmp_path: Path
+) -> None:
+    await hook(store, "a", ["stream.started"])
+    for n in (1, 2, 3):
+        await store.insert_session(
+            session(f"x{n}"), outbox=[OutboxEvent("stream.started", 5.0, "s1", f"x{n}")]
+        )
+    first, second, _ = await store.pending_deliveries("a")
+    await store.record_attempt(
+        first.id, AttemptRecord(10.0, 200, 0.1, None), state="delivered", next_attempt=10.0
+    )
+    await store.record_attempt(
+        second.id, AttemptRecord(50.0, 500, 0.1, "HTTP 500"), state="failed", next_attempt=50.0
+    )
+    assert await store.prune_deliveries(before=20.0) == 1  # the one settled at 10
+    deliveries, total = await store.list_deliveries("a")
+    assert total == 2 and {d.session_id for d in deliveries} == {"x2", "x3"}
+    assert await store.prune_deliveries(before=1e12) == 1  # the failed one; x3 is pending
+    assert [d.session_id for d in await store.pending_deliveries("a")] == ["x3"]
+    with sqlite3.connect(tmp_path / "ingest.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM webhook_attempts").fetchone()[0] == 0
