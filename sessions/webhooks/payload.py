@@ -34,7 +34,11 @@ class Payloads:
         if delivery.stream_id is not None:
             stream = await self.store.get_stream_any(delivery.stream_id)
             if stream is not None:
-                live = await self.store.active_session(stream.id) is not None
+                kept = delivery.session
+                if kept is not None:  # live or not as the event's session was
+                    live = kept.status == "live"
+                else:
+                    live = await self.store.active_session(stream.id) is not None
                 stream_json = as_json(
                     stream_view(
                         stream,

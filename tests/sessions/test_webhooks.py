@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sessions.streams import Streams
 from sessions.webhooks.dispatcher import DeliveryPolicy, Dispatcher, backoff
 from sessions.webhooks.endpoints import InvalidWebhook, Webhooks
 from sessions.webhooks.payload import Payloads
@@ -293,6 +294,26 @@ async def test_settled_deliveries_past_keep_days_are_swept_at_start(store: Store
                 await asyncio.sleep(0.02)
     finally:
         await sweeps.close()
+
+
+async def test_stream_created_and_deleted_carry_the_stream(store: Store) -> None:
+    receiver = await Receiver().start()
+    hook = await Webhooks(store).create(receiver.url, ["stream.created", "stream.deleted"])
+    streams = Streams(store)
+    send = dispatcher(store)
+    send.start()
+    try:
+        stream, key = await streams.create("studio")
+        assert await streams.delete(stream.id)
+        await settled(store, hook.id, 2)
+    finally:
+        await send.close()
+        await receiver.stop()
+    created, deleted = (r.json() for r in receiver.requests)
+    assert created["event"] == "stream.created" and deleted["event"] == "stream.deleted"
+    assert created["stream"]["id"] == deleted["stream"]["id"] == stream.id
+    assert deleted["stream"]["deleted"] is True and deleted["session"] is None
+    assert all(key not in r.body.decode() for r in receiver.requests)
 
 
 async def test_a_disabled_or_unsubscribed_webhook_gets_nothing(store: Store) -> None:
