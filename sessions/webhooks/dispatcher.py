@@ -194,13 +194,20 @@ class Dispatcher:
                 await asyncio.sleep(self.policy.poll_interval)
 
     async def _attempt(self, webhook: WebhookRecord, delivery: PendingDelivery) -> None:
-        body = delivery.body
-        if body is None:
-            body = await self.store.set_event_body(
-                delivery.event_id, await self.payloads.body(delivery)
-            )
-        raw = body.encode("utf-8")
         at = self.clock()
+        try:
+            body = delivery.body
+            if body is None:
+                body = await self.store.set_event_body(
+                    delivery.event_id, await self.payloads.body(delivery)
+                )
+        except Exception as exc:
+            # Counted as an attempt, so a body that cannot be made backs off like a
+            # receiver that fails (a store that is locked now may not be later).
+            log_event(logger, logging.ERROR, "webhook_body_failed", exc_info=exc)
+            await self._settle(webhook, delivery, at, None, 0.0, f"cannot make the body: {exc}")
+            return
+        raw = body.encode("utf-8")
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "rtmp-ingest-webhooks",
@@ -226,9 +233,21 @@ class Dispatcher:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         latency = time.monotonic() - started
-        delivered = status is not None and 200 <= status < 300
-        if status is not None and not delivered:
+        if status is not None and not 200 <= status < 300:
             error = f"HTTP {status}"
+        await self._settle(webhook, delivery, at, status, latency, error)
+
+    async def _settle(
+        self,
+        webhook: WebhookRecord,
+        delivery: PendingDelivery,
+        at: float,
+        status: int | None,
+        latency: float,
+        error: str | None,
+    ) -> None:
+        """Record an attempt and what follows: delivered, tried again later, or given up."""
+        delivered = error is None and status is not None
         now = self.clock()
         state: DeliveryState
         if delivered:

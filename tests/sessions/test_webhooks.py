@@ -18,7 +18,7 @@ from sessions.webhooks.dispatcher import DeliveryPolicy, Dispatcher, backoff
 from sessions.webhooks.endpoints import InvalidWebhook, Webhooks
 from sessions.webhooks.payload import Payloads
 from sessions.webhooks.signing import HEADER, sign, verify
-from storage import OutboxEvent, SessionRecord, Store
+from storage import OutboxEvent, PendingDelivery, SessionRecord, Store
 from tests.support.receiver import DripServer, Received, Receiver, Reply
 from tests.support.rtmp_client import SocketPublisher
 from tests.support.stack import Stack, start_stack
@@ -314,6 +314,39 @@ async def test_stream_created_and_deleted_carry_the_stream(store: Store) -> None
     assert created["stream"]["id"] == deleted["stream"]["id"] == stream.id
     assert deleted["stream"]["deleted"] is True and deleted["session"] is None
     assert all(key not in r.body.decode() for r in receiver.requests)
+
+
+class BrokenPayloads(Payloads):
+    """Fails to make bodies while ``broken``."""
+
+    broken = True
+
+    async def body(self, delivery: PendingDelivery) -> str:
+        if self.broken:
+            raise RuntimeError("the ledger is unreadable")
+        return await super().body(delivery)
+
+
+async def test_a_body_that_cannot_be_made_backs_off_as_an_attempt(store: Store) -> None:
+    receiver = await Receiver().start()
+    hook = await Webhooks(store).create(receiver.url, ["stream.started"])
+    payloads = BrokenPayloads(store, ingest_urls=["rtmp://ingest.test/live"], playback_base=None)
+    send = Dispatcher(store, payloads, FAST, rand=random.Random(3))
+    send.start()
+    try:
+        await started(store, "x1")
+        async with asyncio.timeout(20):
+            while (await store.list_deliveries(hook.id))[0][0].attempts < 2:
+                await asyncio.sleep(0.02)
+        payloads.broken = False
+        await settled(store, hook.id, 1)
+    finally:
+        await send.close()
+        await receiver.stop()
+    (delivery,), _ = await store.list_deliveries(hook.id)
+    assert delivery.state == "delivered" and len(receiver.requests) == 1
+    errors = [a.error for a in delivery.attempt_log]
+    assert errors[0] == "cannot make the body: the ledger is unreadable" and errors[-1] is None
 
 
 async def test_a_disabled_or_unsubscribed_webhook_gets_nothing(store: Store) -> None:
