@@ -17,6 +17,7 @@ import re
 import ssl
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -374,6 +375,55 @@ class SessionsConfig:
     health_keyframe_interval: float = _key(10.0, _positive)
 
 
+def _http_url_or_empty(value: Any) -> str | None:
+    if value == "":
+        return None
+    parts = urllib.parse.urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be an http:// or https:// URL with a host, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Who decides whether a publish may start (see README, HTTP publish authorization)."""
+
+    #: "keys": the stream keys this server made; "http": a POST to http_url for every
+    #: publish, whose answer names the stream (the nginx-rtmp on_publish way).
+    mode: str = _key("keys", _one_of("keys", "http"))
+    #: Where "http" mode POSTs each publish (it receives the stream key).
+    http_url: str = _key("", _http_url_or_empty)
+    #: Seconds the callback has to answer.
+    http_timeout: float = _key(2.0, _positive)
+    #: When the callback cannot be asked (down, timed out, an answer that is not JSON):
+    #: "deny" refuses the publish; "allow" lets in a key the callback allowed before, or a
+    #: stream key of this server, and refuses others.
+    http_on_error: str = _key("deny", _one_of("deny", "allow"))
+    #: Seconds a positive answer is reused for the same key and app without asking again
+    #: (0: ask every time).
+    http_cache: float = _key(0.0, _non_negative)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """Sending webhook deliveries (see README, Webhooks)."""
+
+    #: Seconds a receiver has to answer a delivery with a 2xx.
+    timeout: float = _key(5.0, _positive)
+    #: Seconds before the first retry of a delivery that failed; doubled at each failure,
+    #: with jitter (a random 50-100% of it).
+    retry_min: float = _key(1.0, _positive)
+    #: The longest wait between retries, seconds.
+    retry_max: float = _key(3600.0, _positive)
+    #: Seconds after its event a delivery still failing is given up (marked failed).
+    give_up_after: float = _key(86400.0, _positive)
+    #: Seconds between looks for new deliveries (worker processes write them too).
+    poll_interval: float = _key(0.5, _positive)
+    #: Days a settled delivery (delivered or given up) and its attempts are kept for
+    #: GET /api/webhooks/{id}/deliveries; 0: forever.
+    keep_days: float = _key(30.0, _non_negative)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
     """The operators' HTTP API (and, later, HLS playback)."""
@@ -479,6 +529,8 @@ class Config:
     rtmps: RtmpsConfig = field(default_factory=RtmpsConfig)
     multistream: MultistreamConfig = field(default_factory=MultistreamConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
@@ -494,6 +546,7 @@ _ORDERED = (
     ("rtmp", "max_message_size", "max_partial_bytes"),
     ("rtmp", "handshake_timeout", "publish_timeout"),
     ("multistream", "retry_min", "retry_max"),
+    ("webhooks", "retry_min", "retry_max"),
 )
 #: Keys that, when set (not 0), must stay below another of their section, and why.
 _BELOW = (
@@ -539,12 +592,19 @@ def _ca_file(multistream: MultistreamConfig) -> list[str]:
     return []
 
 
+def _auth_url(auth: AuthConfig) -> list[str]:
+    if auth.mode == "http" and not auth.http_url:
+        return ['auth.http_url: must be set when auth.mode is "http"']
+    return []
+
+
 #: Checks of keys of one or more sections together, run once each key passed its own:
 #: (sections, check), the check taking those sections and returning its problems.
 _TOGETHER: tuple[tuple[tuple[str, ...], Callable[..., list[str]]], ...] = (
     (("rtmps",), _rtmps_files),
     (("rtmp", "rtmps"), _distinct_ports),
     (("multistream",), _ca_file),
+    (("auth",), _auth_url),
 )
 
 

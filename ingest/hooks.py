@@ -24,6 +24,8 @@ class PublishAttempt:
     key: str
     query: str
     encoder: str | None
+    #: The ``tcUrl`` of the connection's ``connect`` (the server URL, without the key).
+    tc_url: str | None = None
 
     def __repr__(self) -> str:
         return (

@@ -76,6 +76,7 @@ class RtmpProtocol(asyncio.Protocol):
         self.conn: ServerConnection | None = None
         self.sink: StreamSink | None = None
         self.encoder: str | None = None
+        self.tc_url: str | None = None
         #: The address this connection counts against while pending (not publishing yet).
         self._pending_address: str | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -232,6 +233,7 @@ class RtmpProtocol(asyncio.Protocol):
                 self.sink.metadata(event)
         elif isinstance(event, ev.ConnectRequested):
             self.encoder = event.flash_ver
+            self.tc_url = event.tc_url
             if event.app == self.server.config.app:
                 conn.accept_connect()
             else:
@@ -244,7 +246,13 @@ class RtmpProtocol(asyncio.Protocol):
                 conn.reject_connect(f"Unknown application {event.app!r}.")
         elif isinstance(event, ev.PublishRequested):
             attempt = PublishAttempt(
-                self.id, self.remote_addr, event.app, event.key, event.query, self.encoder
+                self.id,
+                self.remote_addr,
+                event.app,
+                event.key,
+                event.query,
+                self.encoder,
+                tc_url=self.tc_url,
             )
             self._auth_task = asyncio.ensure_future(self._authorize(attempt))
         elif isinstance(event, ev.Unpublished):

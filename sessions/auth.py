@@ -24,6 +24,7 @@ from ingest.hooks import Decision, PublishAttempt
 from ingest.logs import log_event
 from ingest.profiles import ProfileError, format_profiles, profiles_from_json
 from sessions.streams import Streams
+from sessions.webhooks.events import WebhookEvent, stream_event
 from sessions.writes import StoreWrites
 
 logger = logging.getLogger("sessions.auth")
@@ -74,9 +75,29 @@ class KeyAuthorizer:
         self._failures: dict[str, deque[float]] = {}
         self._throttle_logged: dict[str, float] = {}
 
-    def _log(self, kind: str, **fields: Any) -> None:
+    def log(self, kind: str, **fields: Any) -> None:
         """Queue an event-log row (the publisher does not wait for the store)."""
         self.writes.event(kind, at=self.wall_clock(), **fields)
+
+    def log_rejected(self, attempt: PublishAttempt, reason: str, stream_id: str | None) -> None:
+        """The event-log row of a refused publish, and its ``publish.rejected`` webhook
+        event (in the same write)."""
+        at = self.wall_clock()
+        self.writes.event(
+            "publish_rejected",
+            at=at,
+            stream_id=stream_id,
+            remote_addr=attempt.remote_addr,
+            reason=reason,
+            webhook=stream_event(
+                WebhookEvent.PUBLISH_REJECTED,
+                stream_id,
+                at,
+                app=attempt.app,
+                remote_addr=attempt.remote_addr,
+                reason=reason,
+            ),
+        )
 
     async def drain(self) -> None:
         """Wait for the event-log rows queued so far to be written."""
@@ -107,13 +128,13 @@ class KeyAuthorizer:
     async def authorize(self, attempt: PublishAttempt) -> Decision:
         address = address_of(attempt.remote_addr)
         if self.throttled(address):
-            return await self._throttle(attempt, address)
+            return await self.throttle_refusal(attempt, address)
         stream = await self.streams.authenticate(attempt.key)
         if stream is None:
-            return await self._refuse(attempt, address, BAD_KEY, "unknown stream key", None)
+            return await self.refuse(attempt, address, BAD_KEY, "unknown stream key", None)
         if stream.disabled:
-            return await self._refuse(attempt, address, DENIED, "stream is disabled", stream.id)
-        self._log(
+            return await self.refuse(attempt, address, DENIED, "stream is disabled", stream.id)
+        self.log(
             "publish_accepted",
             stream_id=stream.id,
             remote_addr=attempt.remote_addr,
@@ -127,24 +148,19 @@ class KeyAuthorizer:
             profiles=_ladder(stream.id, stream.profiles),
         )
 
-    async def _refuse(
+    async def refuse(
         self, attempt: PublishAttempt, address: str, code: str, reason: str, stream_id: str | None
     ) -> Decision:
         if len(self._failures) >= _MAX_TRACKED:
             self._forget_old()
         self._failures.setdefault(address, deque()).append(self.clock())
-        self._log(
-            "publish_rejected",
-            stream_id=stream_id,
-            remote_addr=attempt.remote_addr,
-            reason=reason,
-        )
+        self.log_rejected(attempt, reason, stream_id)
         low, high = self.reject_delay
         if high > 0:
             await self.sleep(random.uniform(low, high))
         return Decision(False, code, reason)
 
-    async def _throttle(self, attempt: PublishAttempt, address: str) -> Decision:
+    async def throttle_refusal(self, attempt: PublishAttempt, address: str) -> Decision:
         now = self.clock()
         last = self._throttle_logged.get(address)
         if last is None or now - last >= self.throttle_window:
@@ -156,7 +172,7 @@ class KeyAuthorizer:
                 address=address,
                 failures=len(self._failures.get(address, ())),
             )
-            self._log(
+            self.log(
                 "publish_throttled",
                 remote_addr=attempt.remote_addr,
                 reason=f"{self.throttle_failures} refused publishes within "

@@ -39,6 +39,7 @@ from sessions.metrics import IngestCounters, ProcessMetrics
 from sessions.owner import End, HolderKey, Owner
 from sessions.recovery import Recovery, await_recording
 from sessions.segmenting import MediaSettings, SessionMedia
+from sessions.webhooks.events import WebhookEvent, session_event
 from sessions.writes import FLUSH_TIMEOUT, Job, StoreWrites
 from storage import Store, retryable
 from storage.models import EndReason, SessionRecord
@@ -421,7 +422,11 @@ class SessionManager:
                 on_segments=lambda segments: self._on_segments(record, segments),
                 tap=tap,
             )
-        self._write(lambda: self.store.insert_session(record), f"insert session {record.id}")
+        started = session_event(WebhookEvent.STREAM_STARTED, record, now)
+        self._write(
+            lambda: self.store.insert_session(record, outbox=[started]),
+            f"insert session {record.id}",
+        )
         self.owner.opened(live, record)
         self._log_event("session_started", record, now)
         log_event(
@@ -596,7 +601,10 @@ class SessionManager:
     def _save_end(self, record: SessionRecord) -> None:
         """Queue an ended session's last write, then the news, for the owner, that it
         landed."""
-        self._write(lambda: self.store.save_sessions([record]), f"end session {record.id}")
+        idle = session_event(WebhookEvent.STREAM_IDLE, record, record.ended_at or record.last_seen)
+        self._write(
+            lambda: self.store.save_sessions([record], outbox=[idle]), f"end session {record.id}"
+        )
 
         async def tell() -> None:
             self.owner.closed(record.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sessions.recording import (
     remove_partial_files,
 )
 from sessions.segmenting import MediaSettings
+from sessions.webhooks.events import WebhookEvent, session_event
 from sessions.writes import StoreWrites
 from storage import Store
 from storage.models import EndReason, SessionRecord
@@ -68,7 +70,7 @@ class Recovery:
         recovered = await self.writes.call(
             "close sessions left open",
             lambda: self.store.close_open_sessions(
-                reason=EndReason.SERVER_RESTART, now=now, ids=ids
+                reason=EndReason.SERVER_RESTART, now=now, ids=ids, event=WebhookEvent.STREAM_IDLE
             ),
         )
         for record in recovered:
@@ -207,14 +209,21 @@ class Recovery:
             record.recording_status = "failed"
             record.err_message = record.err_message or f"recording: {exc}"
             log_event(logger, logging.ERROR, "recording_failed", session=record.id, error=str(exc))
+            event = WebhookEvent.RECORDING_FAILED
         else:
             record.recording_status = "ready"
             log_event(logger, logging.INFO, "recording_ready", session=record.id)
-        self._save(record)
+            event = WebhookEvent.RECORDING_READY
+        self._save(record, event)
 
-    def _save(self, record: SessionRecord) -> None:
-        """Queue a write of the session's row as it is when the write runs."""
-        self.writes.put(f"save session {record.id}", lambda: self.store.save_sessions([record]))
+    def _save(self, record: SessionRecord, event: WebhookEvent | None = None) -> None:
+        """Queue a write of the session's row as it is when the write runs (with the
+        webhook ``event`` it causes, in the same transaction)."""
+        outbox = [] if event is None else [session_event(event, record, time.time())]
+        self.writes.put(
+            f"save session {record.id}",
+            lambda: self.store.save_sessions([record], outbox=outbox),
+        )
 
 
 def await_recording(record: SessionRecord, settings: MediaSettings, playback_id: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ingest.profiles import Profile, check_profiles, profiles_to_json
+from sessions.webhooks.events import WebhookEvent, stream_event
 from storage import Store
 from storage.models import StreamRecord, hash_key
 
@@ -91,14 +92,16 @@ class Streams:
         name = check_name(name)
         ladder = profiles_to_json(check_profiles(profiles))
         key = new_stream_key()
+        stream_id, now = new_id(), self.clock()
         stream = await self.store.create_stream(
-            id=new_id(),
+            id=stream_id,
             name=name,
             key_hash=hash_key(key),
             playback_id=new_playback_id(),
             record=record,
             profiles=ladder,
-            now=self.clock(),
+            now=now,
+            outbox=[stream_event(WebhookEvent.STREAM_CREATED, stream_id, now)],
         )
         return stream, key
 
@@ -132,7 +135,10 @@ class Streams:
         return stream
 
     async def delete(self, stream_id: str) -> bool:
-        deleted = await self.store.delete_stream(stream_id, now=self.clock())
+        now = self.clock()
+        deleted = await self.store.delete_stream(
+            stream_id, now=now, outbox=[stream_event(WebhookEvent.STREAM_DELETED, stream_id, now)]
+        )
         if deleted and self.on_disabled is not None:
             await self.on_disabled(stream_id)
         return deleted

@@ -39,7 +39,7 @@ from typing import Any, Final, Literal, TypeVar, cast
 
 from ingest.logs import log_event
 from sessions.metrics import STORE_WRITE_BUCKETS, Buckets
-from storage import Store, retryable
+from storage import OutboxEvent, Store, retryable
 
 __all__ = ["FLUSH_TIMEOUT", "StoreWrites", "WriteHealth"]
 
@@ -142,10 +142,33 @@ class StoreWrites:
         """Queue a write (``what`` names it in logs); returns at once."""
         self._add(_Write(what, job))
 
-    def event(self, kind: str, *, at: float, **fields: str | None) -> None:
-        """Queue an event-log row (``fields`` as :meth:`storage.Store.log_event` takes)."""
+    def event(
+        self,
+        kind: str,
+        *,
+        at: float,
+        stream_id: str | None = None,
+        session_id: str | None = None,
+        remote_addr: str | None = None,
+        reason: str | None = None,
+        webhook: OutboxEvent | None = None,
+    ) -> None:
+        """Queue an event-log row (the fields :meth:`storage.Store.log_event` takes), with
+        the ``webhook`` event it causes, if any, written in the same transaction."""
         store = self.store
-        self.put(f"event {kind}", lambda: store.log_event(kind, at=at, **fields))
+        outbox = () if webhook is None else (webhook,)
+        self.put(
+            f"event {kind}",
+            lambda: store.log_event(
+                kind,
+                at=at,
+                stream_id=stream_id,
+                session_id=session_id,
+                remote_addr=remote_addr,
+                reason=reason,
+                outbox=outbox,
+            ),
+        )
 
     async def call(self, what: str, job: Callable[[], Awaitable[_T]]) -> _T:
         """Queue a write and wait for it to land: its result, or the error (one a retry

@@ -11,18 +11,25 @@ from .models import (
     TargetRecord,
     hash_key,
 )
+from .outbox import OutboxEvent
 from .store import Store, StreamNameTaken
+from .webhooks import AttemptRecord, DeliveryRecord, PendingDelivery, WebhookRecord
 
 __all__ = [
     "Analytics",
+    "AttemptRecord",
+    "DeliveryRecord",
     "EndReason",
     "EventRecord",
+    "OutboxEvent",
+    "PendingDelivery",
     "SessionRecord",
     "SessionStatus",
     "Store",
     "StreamNameTaken",
     "StreamRecord",
     "TargetRecord",
+    "WebhookRecord",
     "hash_key",
     "retryable",
 ]

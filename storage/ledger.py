@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from .base import StoreBase, check_page, created_range, where_sql
 from .models import Analytics, EndReason, SessionRecord, SessionStatus
+from .outbox import OutboxEvent, write_outbox
 from .rows import (
     SESSION_COLUMNS,
     SESSION_FLUSH_COLUMNS,
@@ -33,14 +34,25 @@ _STREAM_BUMP_LAST_SEEN: Final = (
 class LedgerQueries(StoreBase):
     """Sessions, their analytics and viewer time."""
 
-    async def insert_session(self, session: SessionRecord) -> None:
-        """Insert a new session's row; safe to repeat (a retried write): a session already
-        there is left as it is."""
+    async def insert_session(
+        self, session: SessionRecord, *, outbox: Sequence[OutboxEvent] = ()
+    ) -> None:
+        """Insert a new session's row (and the webhook events of ``outbox``, in the same
+        transaction); safe to repeat (a retried write): a session already there is left as
+        it is."""
+        if outbox:
+            async with self._transaction() as conn:
+                await conn.execute_fetchall(_SESSION_INSERT, session_insert_params(session))
+                await write_outbox(conn, outbox)
+            return
         async with self._statement() as conn:
             await conn.execute_fetchall(_SESSION_INSERT, session_insert_params(session))
 
-    async def save_sessions(self, sessions: Sequence[SessionRecord]) -> None:
-        """Flush the in-memory state of many sessions in one transaction.
+    async def save_sessions(
+        self, sessions: Sequence[SessionRecord], *, outbox: Sequence[OutboxEvent] = ()
+    ) -> None:
+        """Flush the in-memory state of many sessions in one transaction (with the webhook
+        events of ``outbox``).
 
         Rewrites every column except the fixed ones (``id``, ``stream_id``, ``created_at``)
         and ``viewer_seconds`` (see :meth:`add_viewer_seconds`); sessions not in the store
@@ -56,6 +68,7 @@ class LedgerQueries(StoreBase):
         async with self._transaction() as conn:
             await conn.executemany(_SESSION_FLUSH, params)
             await conn.executemany(_STREAM_BUMP_LAST_SEEN, [(t, sid) for sid, t in newest.items()])
+            await write_outbox(conn, outbox)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._fetch(f"{_SESSION_SELECT} WHERE id = ?", (session_id,))
@@ -120,11 +133,17 @@ class LedgerQueries(StoreBase):
         return session_from_row(rows[0]) if rows else None
 
     async def close_open_sessions(
-        self, *, reason: EndReason, now: float, ids: Sequence[str] | None = None
+        self,
+        *,
+        reason: EndReason,
+        now: float,
+        ids: Sequence[str] | None = None,
+        event: str | None = None,
     ) -> list[SessionRecord]:
         """End every session still live (start-up after a crash), or only those of
         ``ids`` that are (a worker process died). A session ends at its last flushed
-        ``last_seen``, not at ``now``; returns them, oldest first."""
+        ``last_seen``, not at ``now``; returns them, oldest first. With ``event``, each
+        one ended is also a webhook event of that name, in the same transaction."""
         only, params = "", [reason, now]
         if ids is not None:
             only = " AND id IN (SELECT value FROM json_each(?))"
@@ -136,7 +155,12 @@ class LedgerQueries(StoreBase):
                 f" WHERE status = 'live'{only} RETURNING {column_list(SESSION_COLUMNS)}",
                 params,
             )
-        closed = [session_from_row(r) for r in rows]
+            closed = [session_from_row(r) for r in rows]
+            if event is not None:
+                await write_outbox(
+                    conn,
+                    [OutboxEvent(event, now, s.stream_id, s.id, session=s) for s in closed],
+                )
         closed.sort(key=lambda s: (s.created_at, s.id))
         return closed
 

@@ -128,8 +128,65 @@ ALTER TABLE sessions ADD COLUMN transcoded_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN outgoing_rate REAL NOT NULL DEFAULT 0;
 """
 
+#: Webhooks: endpoints (their secret in clear, since it signs every delivery), the outbox
+#: of events (written in the transaction of the ledger change that caused each, only when
+#: an enabled endpoint wants it; ``session``: the session as it was then, ``body``: the JSON
+#: sent, fixed at the first attempt), one
+#: delivery per endpoint and event, and every attempt of each.
+_V_WEBHOOKS: Final = """
+CREATE TABLE webhooks (
+    id          TEXT PRIMARY KEY,
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL DEFAULT '[]',
+    description TEXT NOT NULL DEFAULT '',
+    secret      TEXT NOT NULL,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE webhook_events (
+    id         TEXT PRIMARY KEY,
+    event      TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    stream_id  TEXT,
+    session_id TEXT,
+    data       TEXT NOT NULL DEFAULT '{}',
+    session    TEXT,
+    body       TEXT
+);
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id   TEXT NOT NULL,
+    event_id     TEXT NOT NULL REFERENCES webhook_events (id),
+    state        TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_state ON webhook_deliveries (state, webhook_id, id);
+CREATE TABLE webhook_attempts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    at          REAL NOT NULL,
+    status_code INTEGER,
+    latency     REAL NOT NULL,
+    error       TEXT
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V_MULTISTREAM, _V_RENDITIONS)
+MIGRATIONS: Final[tuple[str, ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V_MULTISTREAM,
+    _V_RENDITIONS,
+    _V_WEBHOOKS,
+)
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = len(MIGRATIONS)

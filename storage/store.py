@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -17,10 +18,12 @@ from typing import Any, Final
 import aiosqlite
 
 from .ledger import LedgerQueries
+from .outbox import OutboxEvent, write_outbox
 from .rows import SEGMENT_COLUMNS, column_list, segment_from_row
 from .schema import migrate
 from .streams import StreamNameTaken, StreamQueries
 from .targets import TargetQueries
+from .webhooks import WebhookQueries
 
 __all__ = ["BUSY_TIMEOUT", "Store", "StreamNameTaken"]
 
@@ -28,7 +31,7 @@ __all__ = ["BUSY_TIMEOUT", "Store", "StreamNameTaken"]
 BUSY_TIMEOUT: Final = 5.0
 
 
-class Store(StreamQueries, LedgerQueries, TargetQueries):
+class Store(StreamQueries, LedgerQueries, TargetQueries, WebhookQueries):
     """Persistence for the whole server. Open with :meth:`open`; :meth:`close` when done."""
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -147,13 +150,22 @@ class Store(StreamQueries, LedgerQueries, TargetQueries):
         session_id: str | None = None,
         remote_addr: str | None = None,
         reason: str | None = None,
+        outbox: Sequence[OutboxEvent] = (),
     ) -> None:
+        """One event-log row, and the webhook events of ``outbox`` in the same
+        transaction."""
+        sql = (
+            "INSERT INTO events (at, kind, stream_id, session_id, remote_addr, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        params = (at, kind, stream_id, session_id, remote_addr, reason)
+        if outbox:
+            async with self._transaction() as conn:
+                await conn.execute_fetchall(sql, params)
+                await write_outbox(conn, outbox)
+            return
         async with self._statement() as conn:
-            await conn.execute_fetchall(
-                "INSERT INTO events (at, kind, stream_id, session_id, remote_addr, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (at, kind, stream_id, session_id, remote_addr, reason),
-            )
+            await conn.execute_fetchall(sql, params)
 
 
 async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:

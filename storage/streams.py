@@ -8,7 +8,7 @@ invisible to every stream method; its name is free again and its ``key_hash`` is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -16,6 +16,7 @@ import aiosqlite
 
 from .base import StoreBase, check_page
 from .models import StreamRecord
+from .outbox import OutboxEvent, write_outbox
 from .rows import STREAM_COLUMNS, column_list, stream_from_row
 
 _STREAM_SELECT: Final = f"SELECT {column_list(STREAM_COLUMNS)} FROM streams"
@@ -42,6 +43,7 @@ class StreamQueries(StoreBase):
         record: bool = False,
         profiles: list[dict[str, Any]] | None = None,
         now: float,
+        outbox: Sequence[OutboxEvent] = (),
     ) -> StreamRecord:
         stream = StreamRecord(
             id=id,
@@ -61,6 +63,7 @@ class StreamQueries(StoreBase):
                 " created_at, updated_at, profiles) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
                 (id, name, key_hash, playback_id, int(record), now, now, _json(stream.profiles)),
             )
+            await write_outbox(conn, outbox)
         return stream
 
     async def get_stream(self, stream_id: str) -> StreamRecord | None:
@@ -168,9 +171,12 @@ class StreamQueries(StoreBase):
             )
         return stream
 
-    async def delete_stream(self, stream_id: str, *, now: float) -> bool:
+    async def delete_stream(
+        self, stream_id: str, *, now: float, outbox: Sequence[OutboxEvent] = ()
+    ) -> bool:
         """Soft-delete: the stream disappears, its name is free again, its key can never
-        match again, and its sessions stay in the ledger. ``False`` if no such stream."""
+        match again, and its sessions stay in the ledger. ``False`` if no such stream.
+        The webhook events of ``outbox`` are written with it (not if there was none)."""
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
                 "UPDATE streams SET deleted_at = ?1, updated_at = ?1,"
@@ -178,7 +184,15 @@ class StreamQueries(StoreBase):
                 " WHERE id = ?2 AND deleted_at IS NULL RETURNING id",
                 (now, stream_id),
             )
-        return bool(list(rows))
+            deleted = bool(list(rows))
+            if deleted:
+                await write_outbox(conn, outbox)
+        return deleted
+
+    async def get_stream_any(self, stream_id: str) -> StreamRecord | None:
+        """A stream by id, deleted ones included (what a webhook about it shows)."""
+        rows = await self._fetch(f"{_STREAM_SELECT} WHERE id = ?", (stream_id,))
+        return stream_from_row(rows[0]) if rows else None
 
 
 def _json(profiles: list[dict[str, Any]]) -> str:

@@ -18,16 +18,18 @@ from collections.abc import Callable
 from ingest.config import Config
 from ingest.server import admin_commands as cmd
 from ingest.server import admin_targets as tgt
+from ingest.server import webhook_commands as hooks
 from sessions.http.deps import DEFAULT_LIMIT
 from sessions.http.views import ingest_rtmps_url, ingest_url
 from sessions.streams import Streams
+from sessions.webhooks.events import ALL_EVENTS
 from storage import Store
 from storage.base import MAX_LIMIT
 
 #: The top-level commands registered here (the rest are ``serve`` and ``check-config``).
-COMMANDS = ("streams", "sessions", "analytics")
 #: How a profile is written on the command line (:func:`ingest.profiles.parse_profiles`).
 PROFILE_FORM = "NAME:WxH:BITRATE[:FPS[:GOP]]"
+COMMANDS = ("streams", "sessions", "analytics", "webhooks")
 
 AddCommon = Callable[[argparse.ArgumentParser], None]
 
@@ -159,6 +161,53 @@ def add_commands(
     )
     totals.add_argument("--stream", metavar="REF", help="only this stream's sessions (id or name)")
     _time_range(totals)
+    _add_webhooks(commands, add_common)
+
+
+def _add_webhooks(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], add_common: AddCommon
+) -> None:
+    webhooks = commands.add_parser("webhooks", help="manage webhooks and see their deliveries")
+    group = webhooks.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    create = _leaf(
+        group, "create", "add a webhook and print its secret", hooks.webhooks_create, add_common
+    )
+    create.add_argument("url", metavar="URL", help="where deliveries are POSTed")
+    create.add_argument(
+        "--event",
+        action="append",
+        choices=ALL_EVENTS,
+        metavar="EVENT",
+        help=f"an event to deliver (repeat for more; default: all but publish.rejected): "
+        f"{', '.join(ALL_EVENTS)}",
+    )
+    create.add_argument("--description", default="", help="a note for people")
+    create.add_argument("--disabled", action="store_true", help="create it disabled")
+    _paging(_leaf(group, "list", "list webhooks", hooks.webhooks_list, add_common))
+    for name, help_text, handler, json_output in (
+        ("show", "show a webhook (never its secret)", hooks.webhooks_show, True),
+        ("disable", "stop delivering to a webhook", hooks.webhooks_disable, True),
+        ("enable", "deliver to a webhook again", hooks.webhooks_enable, True),
+        (
+            "rotate-secret",
+            "give a webhook a new secret and print it",
+            hooks.webhooks_rotate_secret,
+            True,
+        ),
+        ("delete", "delete a webhook and its deliveries", hooks.webhooks_delete, False),
+        (
+            "deliveries",
+            "list a webhook's deliveries, newest first",
+            hooks.webhooks_deliveries,
+            True,
+        ),
+    ):
+        leaf = _leaf(group, name, help_text, handler, add_common, json_output=json_output)
+        leaf.add_argument("id", metavar="ID", help="webhook id")
+        if name == "delete":
+            leaf.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if name == "deliveries":
+            _paging(leaf)
 
 
 def _target_commands(

@@ -40,12 +40,14 @@ from ingest.server.systemd import (
 from ingest.server.workers import WorkerPool, worst
 from sessions.http.app import create_app
 from sessions.http.server import http_server
-from sessions.http.views import ingest_rtmps_url, ingest_url, public_http_url
+from sessions.http.views import ingest_rtmps_url, ingest_url, ingest_urls, public_http_url
 from sessions.manager import SHUTTING_DOWN
 from sessions.metrics import ProcessMetrics
 from sessions.owner import StreamOwner
 from sessions.playback import Playback
 from sessions.streams import Streams
+from sessions.webhooks.dispatcher import DeliveryPolicy, Dispatcher
+from sessions.webhooks.payload import Payloads
 from sessions.writes import WriteHealth
 from storage import Store
 from storage.models import EndReason
@@ -80,6 +82,19 @@ def admin_token(config: Config) -> str:
         fh.write(token + "\n")
     log_event(logger, logging.INFO, "admin_token_created", path=str(path))
     return token
+
+
+def delivery_policy(config: Config) -> DeliveryPolicy:
+    """How webhook deliveries are sent and retried (``[webhooks]``)."""
+    hooks = config.webhooks
+    return DeliveryPolicy(
+        timeout=hooks.timeout,
+        retry_min=hooks.retry_min,
+        retry_max=hooks.retry_max,
+        give_up_after=hooks.give_up_after,
+        poll_interval=hooks.poll_interval,
+        keep_days=hooks.keep_days,
+    )
 
 
 class IngestServer:
@@ -135,6 +150,16 @@ class IngestServer:
             metrics_public=config.http.metrics_public,
         )
         self.http = http_server(app, config.http)
+        # Webhook deliveries go out from this process only (workers write the events).
+        self.webhooks = Dispatcher(
+            store,
+            Payloads(
+                store,
+                ingest_urls=ingest_urls(config),
+                playback_base=public_url if config.hls.enabled else None,
+            ),
+            delivery_policy(config),
+        )
         self._http_task: asyncio.Task[None] | None = None
         self._viewer_task: asyncio.Task[None] | None = None
 
@@ -190,6 +215,7 @@ class IngestServer:
 
     async def start(self, activated: ActivatedSockets | None) -> None:
         await self.sessions.start()
+        self.webhooks.start()
         self.loop_lag.start()
         self._viewer_task = asyncio.ensure_future(self._flush_viewers())
         if activated is not None:
@@ -222,6 +248,7 @@ class IngestServer:
         if self.pool is not None:
             self.pool.apply(config)
         apply_live(config, self.sessions, self.rtmp)
+        self.webhooks.policy = delivery_policy(config)
         self.retention_days = config.hls.retention_days
         kept = {name: getattr(self.config, name) for name in ("http", "hls", "storage")}
         self.config = dataclasses.replace(
@@ -252,6 +279,7 @@ class IngestServer:
         if self._viewer_task is not None:
             self._viewer_task.cancel()
         self.loop_lag.stop()
+        await self.webhooks.close()
         self.playback.flush()
         await self.manager.writes.flush(LATE_WRITES_TIMEOUT)
         self.executor.shutdown(wait=True)

@@ -21,6 +21,7 @@ from ingest.server.forwarding import Forwarders
 from ingest.server.looplag import LoopLagMonitor
 from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
+from sessions.auth_http import HttpAuthorizer, HttpAuthSettings
 from sessions.health import HealthRules
 from sessions.manager import SessionManager
 from sessions.metrics import ProcessMetrics
@@ -82,6 +83,8 @@ class SessionSide:
     streams: Streams | None = None
     #: The renditions of its sessions (None with HLS off).
     renditions: RenditionsFactory | None = None
+    #: The HTTP callback's authorizer (in front of ``authorizer``), in the owner's process.
+    http_auth: HttpAuthorizer | None = None
 
     async def start(self, *, recover: bool = True) -> None:
         """Start the session manager (recovering what a crash left, with ``recover``) and
@@ -100,6 +103,8 @@ class SessionSide:
             await self.renditions.close()
         if self.owner is not None:
             await self.owner.close()
+        if self.http_auth is not None:
+            await self.http_auth.close()
 
 
 def build_sessions(
@@ -121,6 +126,7 @@ def build_sessions(
     streams: Streams | None = None
     authorizer: KeyAuthorizer | None = None
     own: StreamOwner | None = None
+    http_auth: HttpAuthorizer | None = None
     if owner is None:
         streams = Streams(store)
         authorizer = KeyAuthorizer(
@@ -130,8 +136,9 @@ def build_sessions(
             throttle_failures=config.sessions.throttle_failures,
             throttle_window=config.sessions.throttle_window,
         )
+        http_auth = HttpAuthorizer(authorizer, streams, auth_settings(config))
         owner = own = StreamOwner(
-            authorizer,
+            http_auth if config.auth.mode == "http" else authorizer,
             policy=DuplicatePolicy(config.sessions.duplicate_publish),
             enabled_streams=store.enabled_streams,
             check_interval=config.sessions.flush_interval,
@@ -155,7 +162,7 @@ def build_sessions(
         ],
         health=health_rules(config),
     )
-    return SessionSide(manager, executor, own, authorizer, streams, renditions)
+    return SessionSide(manager, executor, own, authorizer, streams, renditions, http_auth)
 
 
 def process_metrics(
@@ -167,6 +174,17 @@ def process_metrics(
     metrics.connections = len(rtmp.connections) if rtmp is not None else 0
     metrics.loop_lag = loop_lag.histogram.copy()
     return metrics
+
+
+def auth_settings(config: Config) -> HttpAuthSettings:
+    """The HTTP authorization callback's settings (``[auth]``)."""
+    auth = config.auth
+    return HttpAuthSettings(
+        url=auth.http_url,
+        timeout=auth.http_timeout,
+        on_error=auth.http_on_error,
+        cache=auth.http_cache,
+    )
 
 
 def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None) -> None:
@@ -193,4 +211,8 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
         side.authorizer.throttle_window = config.sessions.throttle_window
     if side.renditions is not None:
         side.renditions.apply(config)
+    if side.owner is not None and side.authorizer is not None and side.http_auth is not None:
+        side.http_auth.settings = auth_settings(config)
+        http = config.auth.mode == "http"
+        side.owner.authorizer = side.http_auth if http else side.authorizer
     apply_log_config(config.log)

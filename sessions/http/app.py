@@ -19,6 +19,7 @@ from sessions.http import (
     routes_sessions,
     routes_streams,
     routes_targets,
+    routes_webhooks,
     schemas,
 )
 from sessions.http.deps import ApiContext, Context, LiveSessions
@@ -30,6 +31,7 @@ from sessions.http.views import ingest_url, ingest_urls
 from sessions.playback import Playback
 from sessions.streams import Streams
 from sessions.targets import Targets
+from sessions.webhooks.endpoints import Webhooks
 from sessions.writes import WriteHealth
 from storage import Store
 
@@ -146,6 +148,7 @@ def create_app(
         version=__version__,
         ingest_urls=ingest_urls(config),
         targets=Targets(store, clock=streams.clock),
+        webhooks=Webhooks(store, clock=streams.clock),
         clock=clock,
         playback_base=playback_base if playback is not None else None,
     )
@@ -157,6 +160,7 @@ def create_app(
         system,
         routes_streams.router,
         routes_targets.router,
+        routes_webhooks.router,
         routes_sessions.router,
         routes_console.router,
     ]

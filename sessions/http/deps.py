@@ -18,6 +18,7 @@ from sessions.http.errors import ApiError, bad_parameter
 from sessions.http.timefmt import MAX_TIME, MIN_TIME, parse_optional_time
 from sessions.streams import Streams
 from sessions.targets import Targets
+from sessions.webhooks.endpoints import Webhooks
 from storage import Store
 from storage.base import MAX_LIMIT, MAX_OFFSET
 from storage.models import SessionRecord, StreamRecord
@@ -66,6 +67,8 @@ class ApiContext:
     clock: Callable[[], float] = field(default=time.time)
     #: Base URL of the playback routes, when HLS playback is served.
     playback_base: str | None = None
+    #: The webhooks (made over ``store`` when not given).
+    webhooks: Webhooks | None = None
 
     def live_by_id(self) -> dict[str, SessionRecord]:
         return {session.id: session for session in self.live.live_sessions()}

@@ -21,6 +21,7 @@ from sessions.manager import SessionManager
 from sessions.owner import StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
+from sessions.webhooks.endpoints import Webhooks
 from storage import Store
 from storage.models import SessionRecord, StreamRecord
 from tests.sessions.test_recording import _hls
@@ -238,6 +239,9 @@ async def test_a_recording_that_cannot_be_made_fails_with_a_message(tmp_path: Pa
         (no_playlist / "recording.mp4.tmp").write_bytes(b"\0" * 1000)
         (intact / "recording.mp4.tmp").write_bytes(b"\0" * 1000)
 
+        hook = await Webhooks(store).create(
+            "http://127.0.0.1:1/", ["recording.ready", "recording.failed"]
+        )
         manager = SessionManager(store, StreamOwner(AllowAll()), media=settings)
         await manager.start()
         try:
@@ -246,6 +250,15 @@ async def test_a_recording_that_cannot_be_made_fails_with_a_message(tmp_path: Pa
                     await asyncio.sleep(0.05)
         finally:
             await manager.close()
+        # Each outcome is a webhook event, written with the session's status.
+        events = {d.session_id: d for d in await store.pending_deliveries(hook.id)}
+        assert {i: d.event for i, d in events.items()} == {
+            missing.name: "recording.failed",
+            no_playlist.name: "recording.failed",
+            intact.name: "recording.ready",
+        }
+        kept = events[missing.name].session
+        assert kept is not None and kept.recording_status == "failed"
 
         by_id = {s.id: s for s in await store.get_sessions(ids)}
         assert by_id[missing.name].recording_status == "failed"

@@ -26,7 +26,7 @@ async def test_migrates_an_empty_database(tmp_path: Path) -> None:
     try:
         assert store.path == path
         assert path.exists()
-        assert SCHEMA_VERSION == len(MIGRATIONS) == 5
+        assert SCHEMA_VERSION == len(MIGRATIONS) == 6
         assert await store.integrity_check() == "ok"
     finally:
         await store.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import (
+    AuthConfig,
     Config,
     HlsConfig,
     MultistreamConfig,
@@ -86,6 +87,7 @@ async def start_stack(
     attachments: Sequence[AttachmentFactory] = (),
     multistream: MultistreamConfig | None = None,
     transcode: TranscodeConfig | None = None,
+    auth: AuthConfig | None = None,
     **rtmp: Any,
 ) -> Stack:
     """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
@@ -102,6 +104,7 @@ async def start_stack(
             reject_delay_max=0.0,
             throttle_failures=throttle_failures,
         ),
+        auth=auth or AuthConfig(),
         hls=HlsConfig(enabled=hls, max_linger=max_linger, workers=2),
         storage=StorageConfig(data_dir=str(tmp_path)),
         multistream=multistream or MultistreamConfig(),
