@@ -202,7 +202,9 @@ class LivePublish:
         summary = health_summary(record.issues)
         if summary != self._health_said:
             self._health_said = summary
-            self.manager._log_event("stream_health", record, now, summary)
+            self.manager._log_event(
+                "stream_health", record, now, summary, WebhookEvent.STREAM_HEALTH
+            )
             log_event(
                 logger,
                 logging.INFO if record.is_healthy else logging.WARNING,
@@ -586,9 +588,15 @@ class SessionManager:
     # -- writing ------------------------------------------------------------------------
 
     def _log_event(
-        self, kind: str, record: SessionRecord, at: float, reason: str | None = None
+        self,
+        kind: str,
+        record: SessionRecord,
+        at: float,
+        reason: str | None = None,
+        webhook: WebhookEvent | None = None,
     ) -> None:
-        """Queue an event-log row about ``record``."""
+        """Queue an event-log row about ``record``; with ``webhook``, the same write puts
+        that event about the session in the webhooks' outbox."""
         self.writes.event(
             kind,
             at=at,
@@ -596,6 +604,7 @@ class SessionManager:
             session_id=record.id,
             remote_addr=record.remote_addr,
             reason=reason,
+            webhook=session_event(webhook, record, at) if webhook is not None else None,
         )
 
     def _save_end(self, record: SessionRecord) -> None:

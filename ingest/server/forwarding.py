@@ -42,6 +42,7 @@ from ingest.rtmp.events import MediaReceived, MetadataReceived
 from ingest.rtmp.url import parse_rtmp_url
 from sessions.attachments import Attachment, PublishInfo
 from sessions.hls import MediaTap
+from sessions.webhooks.events import WebhookEvent, session_event
 from sessions.writes import StoreWrites
 from storage import Store, retryable
 from storage.models import SessionRecord, TargetRecord
@@ -304,12 +305,25 @@ class Forwarder:
         reason = f"{target.name} ({target.id})"
         if event.reason:
             reason += f": {event.reason}"
+        record = self._record
+        webhook = None
+        if record is not None:
+            target_data = {
+                "id": target.id,
+                "name": target.name,
+                "status": stats.status.value,
+                "reason": event.reason,
+            }
+            webhook = session_event(
+                WebhookEvent(EVENT_PREFIX + kind), record, now, target=target_data
+            )
         self._forwarders.writes.event(
             EVENT_PREFIX + kind,
             at=now,
             stream_id=self.stream_id,
             session_id=self._session_id,
             reason=reason,
+            webhook=webhook,
         )
         log_event(
             logger,

@@ -26,6 +26,11 @@ class WebhookEvent(StrEnum):
     STREAM_DELETED = "stream.deleted"
     #: A publish was refused (noisy: not among the default events).
     PUBLISH_REJECTED = "publish.rejected"
+    #: A multistream target of a live session went live, failed an attempt or lost its
+    #: connection, or was let go (``data.target``: its id, name, status and why).
+    MULTISTREAM_CONNECTED = "multistream.connected"
+    MULTISTREAM_ERROR = "multistream.error"
+    MULTISTREAM_DISCONNECTED = "multistream.disconnected"
 
 
 ALL_EVENTS: Final = tuple(e.value for e in WebhookEvent)
@@ -33,11 +38,14 @@ ALL_EVENTS: Final = tuple(e.value for e in WebhookEvent)
 DEFAULT_EVENTS: Final = tuple(e for e in ALL_EVENTS if e != WebhookEvent.PUBLISH_REJECTED)
 
 
-def session_event(event: WebhookEvent, record: SessionRecord, at: float) -> OutboxEvent:
+def session_event(
+    event: WebhookEvent, record: SessionRecord, at: float, **data: Any
+) -> OutboxEvent:
     """An outbox item about a session (its stream too), with a copy of the session as it is
-    now (the body shows it so, however late the write lands or the delivery goes)."""
+    now (the body shows it so, however late the write lands or the delivery goes), and
+    ``data`` for the body's ``data``."""
     snapshot = copy.deepcopy(record)
-    return OutboxEvent(event.value, at, record.stream_id, record.id, session=snapshot)
+    return OutboxEvent(event.value, at, record.stream_id, record.id, dict(data), session=snapshot)
 
 
 def stream_event(event: WebhookEvent, stream_id: str | None, at: float, **data: Any) -> OutboxEvent:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -117,11 +118,24 @@ async def test_a_healthy_real_time_publish_stays_healthy(stack: Stack, tmp_path:
 
 
 async def test_video_dropped_midway_is_no_video(stack: Stack, tmp_path: Path) -> None:
+    # A webhook that wants stream.health gets it in the same write as the event-log row.
+    await stack.store.create_webhook(
+        id="wh-health",
+        url="http://127.0.0.1:9/hook",
+        events=["stream.health"],
+        description="",
+        secret="s" * 32,
+        now=time.time(),
+    )
     watch, final = await _provoke(
         stack, tmp_path, _clip(tmp_path, 16), {"drop_video_from": 5}, "no_video"
     )
     assert "no_audio" not in watch.seen
     assert not final.is_healthy  # still open when the publisher stopped
+    deliveries, _ = await stack.store.list_deliveries("wh-health")
+    assert deliveries and {d.event for d in deliveries} == {"stream.health"}
+    assert {d.session_id for d in deliveries} == {final.id}
+    assert len(deliveries) == len(await watch.health_events())
 
 
 async def test_a_publisher_throttled_below_its_bitrate_is_bitrate_drop(

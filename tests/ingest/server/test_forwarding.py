@@ -166,6 +166,14 @@ async def test_a_publish_is_forwarded_tag_for_tag_to_nginx_and_another_ingest(
         ),
     ]  # fmt: skip
     assert all(made)
+    await stack.store.create_webhook(
+        id="wh-ms",
+        url="http://127.0.0.1:9/hook",
+        events=["multistream.connected", "multistream.disconnected"],
+        description="",
+        secret="w" * 32,
+        now=4.0,
+    )
     clip = make_flv(tmp_path / "clip.flv", seconds=4, size=(320, 240))
     assert await publish_with_ffmpeg(clip, stack.url(key)) == 0
     session = await _ended(stack, stream.id)
@@ -198,6 +206,10 @@ async def test_a_publish_is_forwarded_tag_for_tag_to_nginx_and_another_ingest(
     for target_id in ("t-nginx", "t-ours"):
         assert _kinds(rows, target_id) == ["multistream.connected", "multistream.disconnected"]
     assert {e.stream_id for e in rows} == {stream.id}
+    # The same events went to the webhooks' outbox, in the same writes.
+    deliveries, _ = await stack.store.list_deliveries("wh-ms")
+    assert sorted(d.event for d in deliveries) == sorted(e.kind for e in rows)
+    assert {d.session_id for d in deliveries} == {session.id}
     # The targets' keys are in no log line of ours and no event (the database driver's
     # debug lines show the SQL it runs: it stays at info unless named in debug_loggers).
     lines = [
