@@ -111,8 +111,19 @@ CREATE TABLE targets (
 CREATE INDEX targets_stream_created ON targets (stream_id, created_at);
 """
 
+#: Reconnect windows: a session continued by its publisher's reconnects, its gaps, and
+#: whether it is waiting for one now. A reconnecting session's ``status`` stays 'live' in
+#: the row (the column's CHECK predates it) with ``reconnecting = 1``; storage/rows.py
+#: maps the pair to the record's ``status``.
+_V_RECONNECT: Final = """
+ALTER TABLE sessions ADD COLUMN reconnects INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE sessions ADD COLUMN gap_seconds REAL NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN reconnecting INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V_RECONNECT)
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
