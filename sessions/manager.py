@@ -510,7 +510,7 @@ class SessionManager:
             session=record.id,
             stream=record.stream_id,
             end_reason=end.reason,
-            reason="reconnect window closed",
+            reason="ended while reconnecting",
             duration=record.duration,
             bytes_received=record.bytes_received,
             media_bytes=record.media_bytes,
