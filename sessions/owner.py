@@ -274,7 +274,8 @@ class LiveStream:
     #: as it left it (:meth:`StreamOwner.suspended`), and the process it was in.
     suspended: asyncio.Event = field(default_factory=asyncio.Event)
     suspending_in: int = 0
-    #: While ``reconnecting`` and not yet suspended: the end asked meanwhile (shutdown).
+    #: While ``reconnecting`` and not yet suspended: the end asked meanwhile (shutdown, a
+    #: disabled key).
     ending: End | None = None
 
     @property
@@ -658,16 +659,28 @@ class StreamOwner:
         if self.enabled_streams is None:
             return
         held = [
-            (stream.stream_id, stream.lease)
+            (stream, stream.lease, stream.session)
             for stream in self._streams.values()
-            if stream.stored and stream.lease is not None
+            if stream.stored and (stream.lease is not None or stream.session is not None)
         ]
         if not held:
             return
-        enabled = await self.enabled_streams(stream_id for stream_id, _ in held)
-        for stream_id, lease in held:
-            if stream_id not in enabled and lease.stream.lease is lease:
-                self._ask_end(lease, EndReason.KEY_DISABLED, "stream disabled")
+        enabled = await self.enabled_streams(stream.stream_id for stream, _, _ in held)
+        for stream, lease, session in held:
+            if stream.stream_id in enabled:
+                continue
+            if lease is not None:
+                if stream.lease is lease:
+                    self._ask_end(lease, EndReason.KEY_DISABLED, "stream disabled")
+            elif (
+                stream.lease is None
+                and stream.session is session
+                and self._streams.get(stream.stream_id) is stream
+            ):
+                if stream.suspended.is_set():
+                    self._close_window(stream, End(EndReason.KEY_DISABLED))
+                else:
+                    stream.ending = End(EndReason.KEY_DISABLED)
 
     def expire_windows(self) -> None:
         """End, as their drop meant, the reconnecting sessions whose window passed."""

@@ -244,3 +244,13 @@ async def test_a_process_that_dies_before_leaving_the_session_hands_it_back() ->
     await dropped(own, again)
     assert own.lost(1) == []
     assert own.state("s1") is StreamState.RECONNECTING
+
+
+async def test_a_stream_disabled_behind_the_owners_back_ends_its_reconnecting_session() -> None:
+    own, _, _ = owner(window=WINDOW, enabled={"s2"})
+    ends = Ends(own)
+    await dropped(own, await live_one(own))
+    await own.check_streams()
+    assert ends.ended == [("a", End(EndReason.KEY_DISABLED), None)]
+    assert own.state("s1") is None
+    assert own.asked == [["s1"]]  # type: ignore[attr-defined]
