@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from ingest.rtmp.events import EndCause
-from sessions.owner import End, StreamOwner, StreamState
+from sessions.owner import DuplicatePolicy, End, StreamOwner, StreamState
 from storage.models import EndReason, SessionRecord
 from tests.sessions.test_owner import Holder, attempt, opened, owner
 
@@ -254,3 +254,14 @@ async def test_a_stream_disabled_behind_the_owners_back_ends_its_reconnecting_se
     assert ends.ended == [("a", End(EndReason.KEY_DISABLED), None)]
     assert own.state("s1") is None
     assert own.asked == [["s1"]]  # type: ignore[attr-defined]
+
+
+async def test_reject_refuses_a_second_publisher_but_not_the_reconnect() -> None:
+    own, _, _ = owner(DuplicatePolicy.REJECT, window=WINDOW)
+    first = await live_one(own, 1)
+    refused = await own.claim(attempt(2, "k1"), Holder(0, 2))
+    assert not refused.allowed  # the first is still connected: duplicate_publish holds
+    await dropped(own, first)
+    back = Holder(0, 3)
+    assert (await own.claim(attempt(3, "k1"), back)).allowed
+    assert [r.id for r in back.resumed] == ["a"]
