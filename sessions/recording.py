@@ -177,7 +177,7 @@ class _Continuous:
 
 #: Most packets held while waiting for every stream to reach a new part (a stream that
 #: has no packet in it would hold them forever).
-_HOLD = 2000
+_HOLD = 500
 
 
 def close_playlists(folder: Path) -> bool:

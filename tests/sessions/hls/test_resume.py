@@ -102,3 +102,28 @@ def test_one_mp4_holds_both_parts_back_to_back(
             assert dts == sorted(dts) and len(set(dts)) == len(dts)
             container.seek(0)
     assert abs(duration - listed) < 0.2
+
+
+def test_a_part_without_audio_still_joins_the_mp4(
+    clips: dict[str, list[FlvTag]], tmp_path: Path
+) -> None:
+    """The encoder came back without its audio: the held packets of the new part go on
+    once enough wait, and the MP4 still has both parts back to back."""
+    first = Segmenter(tmp_path, keep_all=True)
+    one = feed(first, clips["h264_aac"], 1_700_000_000.0) + first.finish(end=False)
+    second = Segmenter(tmp_path, keep_all=True, resume=True)
+    two = feed(second, clips["h264"], 1_700_000_100.0) + second.finish()
+    listed = sum(s.duration for s in one + two)
+    mp4 = remux_to_mp4(tmp_path)
+    with av.open(str(mp4)) as container:
+        video = container.streams.video[0]
+        dts = [p.dts for p in container.demux(video) if p.dts is not None]
+        assert dts == sorted(dts) and len(set(dts)) == len(dts)
+        frames = len(dts)
+        assert video.time_base is not None
+        span = (dts[-1] - dts[0]) * video.time_base
+    # Every video packet the segments hold, none lost while held.
+    with av.open(str(tmp_path / "vod.m3u8"), options={"allowed_extensions": "ALL"}) as source:
+        listed_frames = sum(1 for p in source.demux(source.streams.video[0]) if p.size)
+    assert frames == listed_frames
+    assert abs(float(span) - listed) < 0.2
