@@ -366,6 +366,17 @@ class SessionsConfig:
     #: error): a publish on the same stream within them continues the same session. 0:
     #: the session ends at once.
     reconnect_window: float = _key(10.0, _non_negative)
+    #: Live health: seconds without a frame before a track that was sending is
+    #: no_video / no_audio.
+    health_track_stopped: float = _key(5.0, _positive)
+    #: Live health: the share of its own 30 s average under which the ingest rate (or
+    #: the video frame rate) over 5 s is bitrate_drop (fps_drop); 0 turns both off.
+    health_rate_drop: float = _key(0.5, _between(0, 1))
+    #: Live health: seconds the media timestamps may fall behind the wall clock before
+    #: ingest_drift.
+    health_drift: float = _key(2.0, _positive)
+    #: Live health: seconds of video without a keyframe before keyframe_interval.
+    health_keyframe_interval: float = _key(10.0, _positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +402,8 @@ class HttpConfig:
     header_timeout: float = _key(10.0, _positive, restart=True)
     #: HTTP connections open at once; more are answered 503 and closed.
     max_connections: int = _key(1024, _positive, restart=True)
+    #: Serve GET /metrics (Prometheus) without the admin token.
+    metrics_public: bool = _key(False, restart=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ class TrackStats:
         "height",
         "keyframes",
         "kind",
+        "last_key_ts",
         "last_ts",
         "profile",
         "sample_rate",
@@ -60,6 +61,8 @@ class TrackStats:
         self.keyframes = 0
         self.first_ts: int | None = None
         self.last_ts = 0
+        #: The timestamp of the last keyframe (video), for the live health checks.
+        self.last_key_ts: int | None = None
 
     def span(self) -> float:
         """Seconds between this track's first and last frame timestamps."""
@@ -150,6 +153,7 @@ class MediaAccount:
             _frame(track, ts)
             if packet.is_keyframe:
                 track.keyframes += 1
+                track.last_key_ts = ts
         elif packet.kind == "config":
             info = parse_video_config(packet.codec, packet.data)
             track.width = info.width or track.width

@@ -33,8 +33,10 @@ from ingest.logs import log_event, percentiles_ms
 from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.attachments import Attachment, AttachmentFactory, MediaTaps
+from sessions.health import HealthRules, SessionHealth, health_summary, is_open, merge_issues
 from sessions.hls import HandOver, MediaTap, SegmentInfo
 from sessions.media_cleanup import MediaExpiry
+from sessions.metrics import IngestCounters, ProcessMetrics
 from sessions.owner import End, HolderKey, Owner, end_for
 from sessions.reconnect import Carried, resume_record
 from sessions.recording import close_playlists
@@ -86,6 +88,11 @@ class LivePublish:
         #: Set once the end of the session (if any) is queued for the store.
         self.end_saved = asyncio.Event()
         self._rate_samples: deque[tuple[float, int]] = deque()
+        #: The live health checks (:mod:`sessions.health`), ticked every second.
+        self.health = SessionHealth(manager.health_rules)
+        #: What the record's issues were last built from, and the health last logged.
+        self._issues_from: tuple[int, int] = (0, 0)
+        self._health_said = "healthy"
 
     def accept(self, decision: Decision) -> None:
         """The owner granted the stream (the decision names it)."""
@@ -158,8 +165,7 @@ class LivePublish:
         record.media_bytes = carried.media_bytes + self.account.media_bytes
         record.tracks = carried.tracks_with(self.account.tracks_list())
         record.updated_at = now
-        if self.output is not None:
-            self.take_issues()
+        self.take_issues(now)
         if self.attachments:
             self._attached(lambda a: a.refresh(record, now, sample), "refresh")
         if not sample:
@@ -172,12 +178,38 @@ class LivePublish:
         if now > oldest_at:
             record.ingest_rate = round((record.bytes_received - oldest_bytes) / (now - oldest_at))
 
-    def take_issues(self) -> None:
-        """The segmenter's coded problems become the session's (after the earlier parts')."""
-        record, output = self.record, self.output
-        if record is not None and output is not None and output.segmenter.issues:
-            record.issues = self.carried.issues + list(output.segmenter.issues)
-            record.is_healthy = False
+    def check_health(self, now: float) -> None:
+        """Evaluate the live health checks (every second while the session is live)."""
+        if self.record is not None and self.health.tick(now, self.account):
+            self.take_issues(now)
+
+    def take_issues(self, now: float) -> None:
+        """The segmenter's coded problems and the live health issues become the session's
+        (after the earlier parts' of a session continued after a reconnect; rebuilt only
+        when either changed); a change of the open issues is logged as a
+        ``stream_health`` event."""
+        record = self.record
+        if record is None:
+            return
+        found = self.output.segmenter.issues if self.output is not None else []
+        source = (len(found), self.health.version)
+        if source == self._issues_from:
+            return
+        self._issues_from = source
+        record.issues = merge_issues(self.carried.issues, found, self.health.issues)
+        record.is_healthy = not any(is_open(issue) for issue in record.issues)
+        summary = health_summary(record.issues)
+        if summary != self._health_said:
+            self._health_said = summary
+            self.manager._log_event("stream_health", record, now, summary)
+            log_event(
+                logger,
+                logging.INFO if record.is_healthy else logging.WARNING,
+                "stream_health",
+                session=record.id,
+                stream=record.stream_id,
+                health=summary,
+            )
 
     # -- attachments --------------------------------------------------------------------
 
@@ -247,6 +279,8 @@ class SessionManager:
         media: MediaSettings | None = None,
         flush_timeout: float = FLUSH_TIMEOUT,
         attachments: Sequence[AttachmentFactory] = (),
+        health: HealthRules | None = None,
+        health_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -262,15 +296,21 @@ class SessionManager:
         self.clock = clock
         self.flush_interval = flush_interval
         self.rate_window = rate_window
+        #: The live health checks' thresholds, and seconds between their evaluations.
+        self.health_rules = health if health is not None else HealthRules()
+        self.health_interval = health_interval
         #: Publishes accepted and not started yet, and those started, by connection.
         self._accepted: dict[int, LivePublish] = {}
         self._publishes: dict[int, LivePublish] = {}
         self._published_on: weakref.WeakSet[object] = weakref.WeakSet()
         self._flusher_task: asyncio.Task[None] | None = None
+        self._health_task: asyncio.Task[None] | None = None
         #: Whether the last flush's counters are still waiting in the write queue.
         self._counters_pending = False
         #: Seconds from a segment's last packet to its listing in the playlist (recent).
         self.availability: deque[float] = deque(maxlen=1000)
+        #: What ``GET /metrics`` counts for this process (:mod:`sessions.metrics`).
+        self.counters = IngestCounters()
         #: Sessions whose segmenter or recording is still being finished.
         self._finishing: set[asyncio.Task[None]] = set()
         #: Carries every session's waiting media to the executor, many in one job.
@@ -287,6 +327,7 @@ class SessionManager:
         instead of failing."""
         recovered = await self.recover() if recover else []
         self._flusher_task = asyncio.ensure_future(self._flusher())
+        self._health_task = asyncio.ensure_future(self._health_checks())
         if recover:
             await self.recovery.sweep_orphans()
         return recovered
@@ -312,6 +353,7 @@ class SessionManager:
     async def authorize(self, attempt: PublishAttempt) -> Decision:
         live = LivePublish(self, attempt)
         decision = await self.owner.claim(attempt, live)
+        self.counters.publish(decision.allowed, decision.reason)
         if not decision.allowed:
             return decision
         live.accept(decision)
@@ -361,6 +403,9 @@ class SessionManager:
         if record is not None:
             live.continues = None
             live.carried = Carried.of(record)
+            # The earlier parts' issues, closed with them.
+            record.issues = list(live.carried.issues)
+            record.is_healthy = True
             resume_record(record, now, live.attempt.remote_addr, live.encoder)
             live.first_media = record.created_at
         else:
@@ -419,6 +464,10 @@ class SessionManager:
             del self._publishes[live.key.connection]
         now = self.clock()
         live.refresh(now, bytes_received)
+        if live.record is not None:
+            # This publish's bytes (a continued session's earlier parts were counted).
+            part = live.record.bytes_received - live.carried.bytes_received
+            self.counters.session_ended(live.record.name, part)
         self._spawn(self._end(live, cause, reason, now))
 
     async def _end(self, live: LivePublish, cause: EndCause, reason: str, now: float) -> None:
@@ -483,7 +532,7 @@ class SessionManager:
                     session=record.id,
                     exc_info=exc,
                 )
-            live.take_issues()
+        live.take_issues(now)
         if live.attachments:
             await live.finish_attachments()
         self._write(lambda: self.store.save_sessions([record]), f"suspend session {record.id}")
@@ -536,9 +585,12 @@ class SessionManager:
     def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
         """Count finished segments into the session and the ledger."""
         now = self.clock()
+        self.counters.segments_written += len(segments)
         for segment in segments:
             if segment.last_arrival:
-                self.availability.append(max(0.0, now - segment.last_arrival))
+                available = max(0.0, now - segment.last_arrival)
+                self.availability.append(available)
+                self.counters.availability.observe(available)
             record.source_segments += 1
             record.source_segments_duration = round(
                 record.source_segments_duration + segment.duration, 6
@@ -582,7 +634,7 @@ class SessionManager:
         if live.attachments:
             await live.finish_attachments()
         _mark_ended(record, end)
-        live.take_issues()
+        live.take_issues(self.clock())
         settings = output.settings
         if record.record:
             await_recording(record, settings, output.playback_id)
@@ -596,6 +648,32 @@ class SessionManager:
     def segment_availability(self) -> dict[str, float] | None:
         """How long after its last packet a segment was listed (p50/p99/max, ms)."""
         return percentiles_ms(self.availability)
+
+    def metrics(self) -> ProcessMetrics:
+        """This process's counters, with its live sessions' bytes so far and the gauges
+        of the moment (the shell adds connections and loop lag)."""
+        counters = self.counters
+        received = dict(counters.ended_bytes)
+        live = 0
+        for publish in self._publishes.values():
+            record, control = publish.record, publish.control
+            if record is None or control is None:
+                continue
+            live += 1
+            so_far = max(0, control.bytes_received - publish.base_bytes)
+            received[record.name] = received.get(record.name, 0) + so_far
+        writes = self.writes.health()
+        return ProcessMetrics(
+            live_sessions=live,
+            pending_writes=writes.pending_writes,
+            publishes_accepted=counters.publishes_accepted,
+            publishes_rejected=dict(counters.publishes_rejected),
+            segments_written=counters.segments_written,
+            dropped_writes=writes.dropped_writes,
+            received_bytes=received,
+            availability=counters.availability.copy(),
+            store_writes=self.writes.latency.copy(),
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; :meth:`close` waits for it."""
@@ -642,6 +720,26 @@ class SessionManager:
             except Exception as exc:
                 log_event(logger, logging.ERROR, "flush_failed", exc_info=exc)
 
+    def set_health_rules(self, rules: HealthRules) -> None:
+        """New thresholds for the health checks, live sessions' included."""
+        self.health_rules = rules
+        for live in self._publishes.values():
+            live.health.rules = rules
+
+    async def _health_checks(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            try:
+                self.check_health()
+            except Exception as exc:
+                log_event(logger, logging.ERROR, "health_check_failed", exc_info=exc)
+
+    def check_health(self) -> None:
+        """Evaluate every live session's health checks (:mod:`sessions.health`)."""
+        now = self.clock()
+        for live in self._publishes.values():
+            live.check_health(now)
+
     async def flush(self) -> None:
         """Queue a write of every live session's counters (one batch) and tell the owner.
         While the last batch is still queued (the store is failing) no other is added: it
@@ -680,10 +778,11 @@ class SessionManager:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
         if self.expiry is not None:
             await self.expiry.close()
-        task, self._flusher_task = self._flusher_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for task in (self._flusher_task, self._health_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._flusher_task = self._health_task = None
         await self.writes.flush(self.flush_timeout)
 
 

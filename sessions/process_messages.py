@@ -103,12 +103,15 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """Worker to main, every flush: its loop lag, segment availability and store writes."""
+    """Worker to main, every flush: its loop lag, segment availability, store writes and
+    metrics."""
 
     op: ClassVar[Op] = Op.STATS
     loop_lag: dict[str, float] | None
     availability: dict[str, float] | None
     store: dict[str, Any]
+    #: Its counters for ``GET /metrics`` (:meth:`sessions.metrics.ProcessMetrics.to_dict`).
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

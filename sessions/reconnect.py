@@ -12,7 +12,8 @@ before to the first packet after, and the counters of the parts before it carrie
   timestamps, summed) and each track's ``bytes``, ``frames`` and ``keyframes`` add up
   across the parts; a track's codec facts, ``fps`` and ``bitrate`` are those of the
   latest part that had it;
-* ``issues`` keep the earlier parts' and add the new part's.
+* ``issues`` keep the earlier parts' (closed at their part's last packet: ``ended_at``)
+  and add the new part's; ``is_healthy`` is the new part's.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Carried:
             media_bytes=record.media_bytes,
             media_duration=record.media_duration,
             tracks=[dict(track) for track in record.tracks],
-            issues=[dict(issue) for issue in record.issues],
+            issues=[_closed(issue, record.last_seen) for issue in record.issues],
         )
 
     def tracks_with(self, part: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -76,3 +77,11 @@ def resume_record(record: SessionRecord, now: float, remote_addr: str, encoder: 
     if encoder:
         record.encoder = encoder
     record.last_seen = record.updated_at = now
+
+
+def _closed(issue: dict[str, Any], at: float) -> dict[str, Any]:
+    """A copy of ``issue``, closed at ``at`` if it was still open (its part is over)."""
+    copy = dict(issue)
+    if copy.get("ended_at") is None:
+        copy["ended_at"] = at
+    return copy

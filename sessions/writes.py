@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, TypeVar, cast
 
 from ingest.logs import log_event
+from sessions.metrics import STORE_WRITE_BUCKETS, Buckets
 from storage import Store, retryable
 
 __all__ = ["FLUSH_TIMEOUT", "StoreWrites", "WriteHealth"]
@@ -117,6 +118,8 @@ class StoreWrites:
         self._clock = clock
         self._sleep = sleep
         self._queue: deque[_Write] = deque()
+        #: Seconds each write that landed took (the last try, retries not included).
+        self.latency = Buckets(STORE_WRITE_BUCKETS)
         self._runner: asyncio.Task[None] | None = None
         #: Writes queued since start, and those settled (landed, dropped or given up):
         #: they settle in order, so ``join`` waits for a count.
@@ -230,6 +233,7 @@ class StoreWrites:
         try:
             while queue:
                 write = queue[0]
+                started = self._clock()
                 try:
                     value = await write.run()
                 except asyncio.CancelledError:
@@ -248,6 +252,7 @@ class StoreWrites:
                     self._drop(write, exc)
                 else:
                     queue.popleft()
+                    self.latency.observe(max(0.0, self._clock() - started))
                     if write.result is not None and not write.result.done():
                         write.result.set_result(value)
                 delay = self.retry_delay

@@ -106,8 +106,11 @@ class SessionRecord:
     #: One dict per track: kind, track_id, codec, width, height, fps, sample_rate,
     #: channels, bitrate, bytes, frames.
     tracks: list[dict[str, Any]] = field(default_factory=list)
+    #: True while no issue is open.
     is_healthy: bool = True
-    #: Coded problems: {"code": ..., "message": ..., "at": ...}.
+    #: Coded problems: {"code": ..., "message": ..., "at": ...}; the live health checks'
+    #: also have "started_at" (= "at") and "ended_at" (None while open). Entries without
+    #: "ended_at" (the segmenter's) stay open.
     issues: list[dict[str, Any]] = field(default_factory=list)
     source_segments: int = 0
     source_segments_duration: float = 0.0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingest.config import load_config, parse_listen
+from sessions.http.routes_metrics import METRIC_NAMES, histogram_names
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SERVICE = "rtmp-ingest.service"
@@ -271,3 +272,19 @@ def test_both_readmes_give_the_same_cli_command_and_it_matches_the_service(
         assert proc.returncode == 0, proc.stderr
     assert [s["name"] for s in json.loads(proc.stdout)["items"]] == ["studio"]
     assert (tmp_path / "state" / "rtmp-ingest.db").is_file()
+
+
+def test_the_grafana_dashboard_shows_every_exported_metric_and_no_other() -> None:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert exprs
+    assert all(panel["datasource"]["type"] == "prometheus" for panel in dashboard["panels"])
+    used = {name for expr in exprs for name in re.findall(r"\brtmp_ingest_[a-z_]+", expr)}
+    histograms = set(histogram_names())
+    suffixes = ("bucket", "sum", "count")
+    series = set(METRIC_NAMES) | {f"{h}_{s}" for h in histograms for s in suffixes}
+    assert used <= series, used - series
+    shown = {name for name in used if name in METRIC_NAMES} | {
+        h for h in histograms if any(name.startswith(h) for name in used)
+    }
+    assert shown == set(METRIC_NAMES)

@@ -28,7 +28,7 @@ from ingest.listener import RtmpServer, listening_addresses
 from ingest.logs import log_event
 from ingest.server.heap import settle_heap
 from ingest.server.looplag import LoopLagMonitor
-from ingest.server.runtime import SessionSide, apply_live, build_sessions
+from ingest.server.runtime import SessionSide, apply_live, build_sessions, process_metrics
 from ingest.server.systemd import (
     ActivatedSockets,
     Notifier,
@@ -42,6 +42,7 @@ from sessions.http.app import create_app
 from sessions.http.server import http_server
 from sessions.http.views import ingest_rtmps_url, ingest_url, public_http_url
 from sessions.manager import SHUTTING_DOWN
+from sessions.metrics import ProcessMetrics
 from sessions.owner import StreamOwner
 from sessions.playback import Playback
 from sessions.streams import Streams
@@ -130,6 +131,8 @@ class IngestServer:
             ),
             processes=self.processes,
             store_health=self.store_health,
+            metrics=self.metrics,
+            metrics_public=config.http.metrics_public,
         )
         self.http = http_server(app, config.http)
         self._http_task: asyncio.Task[None] | None = None
@@ -168,6 +171,14 @@ class IngestServer:
             return self.pool.processes()
         live = len(self.owner.live_sessions())
         return [{"index": 0, "pid": os.getpid(), "live_sessions": live}]
+
+    def metrics(self) -> ProcessMetrics:
+        """What ``GET /metrics`` shows: this process's, and the worker processes' (as of
+        their last report, with what exited workers had counted) added up."""
+        own = process_metrics(self.manager, self.rtmp, self.loop_lag)
+        if self.pool is None:
+            return own
+        return ProcessMetrics.combine([own, *self.pool.metrics()])
 
     def store_health(self) -> WriteHealth:
         """The writes to the store: this process's, and the worker processes' (as of their

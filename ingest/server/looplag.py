@@ -11,6 +11,7 @@ import asyncio
 from collections import deque
 
 from ingest.logs import percentiles_ms
+from sessions.metrics import LOOP_LAG_BUCKETS, Buckets
 
 
 class LoopLagMonitor:
@@ -18,6 +19,8 @@ class LoopLagMonitor:
         self.interval = interval
         self._samples: deque[float] = deque(maxlen=window)
         self._task: asyncio.Task[None] | None = None
+        #: Every sample since start, for ``GET /metrics``.
+        self.histogram = Buckets(LOOP_LAG_BUCKETS)
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -27,7 +30,9 @@ class LoopLagMonitor:
         while True:
             asked = loop.time() + self.interval
             await asyncio.sleep(self.interval)
-            self._samples.append(max(0.0, loop.time() - asked))
+            lag = max(0.0, loop.time() - asked)
+            self._samples.append(lag)
+            self.histogram.observe(lag)
 
     def snapshot(self) -> dict[str, float] | None:
         """p50, p99 and max lag in milliseconds over the recent window (None before the

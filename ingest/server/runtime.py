@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from ingest.config import Config
 from ingest.listener import RtmpServer
 from ingest.logs import apply_log_config
+from ingest.server.looplag import LoopLagMonitor
 from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
+from sessions.health import HealthRules
 from sessions.manager import SHUTTING_DOWN, SessionManager
+from sessions.metrics import ProcessMetrics
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
 from sessions.segmenting import MediaSettings
 from sessions.streams import Streams
@@ -49,6 +52,17 @@ def media_executor(config: Config) -> concurrent.futures.ThreadPoolExecutor:
     """The threads that run the segmenters and recordings."""
     return concurrent.futures.ThreadPoolExecutor(
         max_workers=config.hls.workers, thread_name_prefix="media"
+    )
+
+
+def health_rules(config: Config) -> HealthRules:
+    """The live health checks' thresholds (``[sessions] health_*``)."""
+    sessions = config.sessions
+    return HealthRules(
+        track_stopped=sessions.health_track_stopped,
+        rate_drop=sessions.health_rate_drop,
+        drift=sessions.health_drift,
+        keyframe_interval=sessions.health_keyframe_interval,
     )
 
 
@@ -127,11 +141,23 @@ def build_sessions(
         rate_window=config.sessions.rate_window,
         media=media_settings(config, executor, public_url),
         attachments=attachments,
+        health=health_rules(config),
     )
     if own is not None:
         # Sessions no publish holds (a reconnect window that closed) end here.
         own.expire = manager.end_unheld
     return SessionSide(manager, executor, own, authorizer, streams)
+
+
+def process_metrics(
+    manager: SessionManager, rtmp: RtmpServer | None, loop_lag: LoopLagMonitor
+) -> ProcessMetrics:
+    """This process's metrics: its session manager's, its open RTMP connections and its
+    event loop's lag."""
+    metrics = manager.metrics()
+    metrics.connections = len(rtmp.connections) if rtmp is not None else 0
+    metrics.loop_lag = loop_lag.histogram.copy()
+    return metrics
 
 
 def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None) -> None:
@@ -142,6 +168,7 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
         rtmp.apply(config.rtmp, config.rtmps)
     side.manager.flush_interval = config.sessions.flush_interval
     side.manager.rate_window = config.sessions.rate_window
+    side.manager.set_health_rules(health_rules(config))
     if side.owner is not None:
         side.owner.policy = DuplicatePolicy(config.sessions.duplicate_publish)
         side.owner.check_interval = config.sessions.flush_interval

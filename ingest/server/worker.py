@@ -26,7 +26,7 @@ from ingest.server.channel import Channel
 from ingest.server.eventloop import run_loop
 from ingest.server.heap import limit_malloc_arenas, settle_heap
 from ingest.server.looplag import LoopLagMonitor
-from ingest.server.runtime import SessionSide, apply_live, build_sessions
+from ingest.server.runtime import SessionSide, apply_live, build_sessions, process_metrics
 from sessions.process_messages import Apply, Close, Failed, Hello, Message, Ready, Stats, Stop
 from sessions.remote import RemoteSessions
 from storage import Store
@@ -76,6 +76,7 @@ class Worker:
                     self.loop_lag.snapshot(),
                     manager.segment_availability(),
                     manager.writes.health().to_dict(),
+                    process_metrics(manager, self.rtmp, self.loop_lag).to_dict(),
                 )
             )
 

@@ -30,6 +30,7 @@ from ingest.config import Config, config_to_dict
 from ingest.logs import log_event
 from ingest.server.channel import Channel
 from sessions.manager import SessionManager
+from sessions.metrics import ProcessMetrics
 from sessions.owner import StreamOwner
 from sessions.process_messages import (
     Apply,
@@ -79,6 +80,8 @@ class _Worker:
     availability: dict[str, float] | None = None
     #: Its writes to the store, as of its last flush.
     store: WriteHealth | None = None
+    #: Its metrics, as of its last flush.
+    metrics: ProcessMetrics | None = None
     addresses: list[str] = dataclasses.field(default_factory=list)
     tls_addresses: list[str] = dataclasses.field(default_factory=list)
 
@@ -117,6 +120,8 @@ class WorkerPool:
         self._stopping = False
         self._watchers: set[asyncio.Task[None]] = set()
         self._delay = RESPAWN_DELAY
+        #: What workers that exited had counted (their counters, not their gauges).
+        self._retired = ProcessMetrics()
 
     # -- starting and stopping ----------------------------------------------------------
 
@@ -219,6 +224,9 @@ class WorkerPool:
         orphans = worker.holders.lost() if worker.holders is not None else []
         worker.holders = None
         worker.store = None
+        if worker.metrics is not None:
+            self._retired = ProcessMetrics.combine([self._retired, worker.metrics.counters_only()])
+            worker.metrics = None
         worker.channel = None
         if orphans:
             await self.manager.recover(orphans)
@@ -300,6 +308,8 @@ class WorkerPool:
             worker.loop_lag = message.loop_lag
             worker.availability = message.availability
             worker.store = WriteHealth.from_dict(message.store)
+            if message.metrics:
+                worker.metrics = ProcessMetrics.from_dict(message.metrics)
         elif isinstance(message, Ready):
             worker.addresses = list(message.addresses)
             worker.tls_addresses = list(message.tls_addresses)
@@ -325,6 +335,11 @@ class WorkerPool:
 
     def segment_availability(self) -> dict[str, float] | None:
         return worst(*(w.availability for w in self.workers))
+
+    def metrics(self) -> list[ProcessMetrics]:
+        """Each running worker's metrics as of its last flush, and what the workers that
+        exited had counted."""
+        return [self._retired, *(w.metrics for w in self.workers if w.metrics is not None)]
 
     def store_health(self) -> list[WriteHealth]:
         """Each running worker's writes to the store, as of its last flush."""

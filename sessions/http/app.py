@@ -14,6 +14,7 @@ from ingest import __version__
 from ingest.config import Config
 from sessions.http import (
     routes_console,
+    routes_metrics,
     routes_playback,
     routes_sessions,
     routes_streams,
@@ -22,7 +23,7 @@ from sessions.http import (
 )
 from sessions.http.deps import ApiContext, Context, LiveSessions
 from sessions.http.errors import install_error_handlers
-from sessions.http.guard import MAX_BODY_BYTES, RequestGuard
+from sessions.http.guard import MAX_BODY_BYTES, METRICS_PATH, RequestGuard
 from sessions.http.openapi import build_openapi
 from sessions.http.timefmt import round_seconds
 from sessions.http.views import ingest_url, ingest_urls
@@ -118,10 +119,13 @@ def create_app(
     segment_availability: Percentiles | None = None,
     processes: Processes | None = None,
     store_health: StoreHealthCheck | None = None,
+    metrics: routes_metrics.MetricsSource | None = None,
+    metrics_public: bool = False,
 ) -> FastAPI:
     """The API app. *admin_token* must not be empty; *is_ready* and *store_health* drive
     ``/healthz``; with *playback*, viewers' HLS and recording routes are served too (no
-    token). The operator console is at ``/``."""
+    token). The operator console is at ``/``. With *metrics*, ``/metrics`` serves them
+    (without the token with *metrics_public*)."""
     if not admin_token:
         raise ValueError("the admin token must not be empty")
     app = FastAPI(
@@ -159,9 +163,12 @@ def create_app(
     if playback is not None:
         app.state.playback = playback
         routers.append(routes_playback.router)
+    if metrics is not None:
+        routers.append(routes_metrics.metrics_router(metrics))
     for router in routers:
         app.include_router(router)
     install_error_handlers(app, [route for router in routers for route in router.routes])
-    app.add_middleware(RequestGuard, admin_token=admin_token)
+    public = frozenset({METRICS_PATH}) if metrics is not None and metrics_public else frozenset()
+    app.add_middleware(RequestGuard, admin_token=admin_token, public=public)
     document.update(build_openapi(app))
     return app

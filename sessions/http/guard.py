@@ -32,6 +32,8 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 
 #: Paths anyone may fetch (no token).
 OPEN_PATHS: Final = frozenset({"/healthz"})
+#: The Prometheus metrics: behind the token unless ``[http] metrics_public`` is on.
+METRICS_PATH: Final = "/metrics"
 #: Prefixes of the viewers' playback routes (no token, CORS on every answer).
 PLAYBACK_PREFIXES: Final = ("/hls/", "/recordings/")
 #: The operator console: its page is ``/``, its static files are under this prefix.
@@ -73,9 +75,13 @@ def body_too_large() -> HTTPException:
 class RequestGuard:
     """The ASGI middleware (``create_app`` refuses an empty *admin_token*)."""
 
-    def __init__(self, app: ASGIApp, *, admin_token: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, admin_token: str, public: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self._expected = admin_token.encode("utf-8")
+        #: More paths served without the token (``/metrics`` when it is public).
+        self._public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +91,7 @@ class RequestGuard:
         if is_playback(path):
             send = _with_cors(send)
         headers = _headers(scope)
-        if not is_open(path):
+        if not is_open(path) and path not in self._public:
             problem = self._token_problem(headers.get(b"authorization"))
             if problem is not None:
                 response = error_response(401, "unauthorized", problem, {**_CHALLENGE, **_CLOSE})

@@ -233,8 +233,13 @@ class Session(BaseModel):
         description="Bytes per second over the recent window while live; 0 once ended."
     )
     tracks: list[dict[str, Any]]
-    is_healthy: bool
-    issues: list[dict[str, Any]] = Field(description="Coded problems: code, message, at.")
+    is_healthy: bool = Field(description="True while no issue is open.")
+    issues: list[dict[str, Any]] = Field(
+        description="Coded problems, open and past, oldest first: code, message, "
+        "started_at, ended_at (null while open), open, and at (= started_at). The live "
+        "health codes are no_video, no_audio, bitrate_drop, fps_drop, ingest_drift and "
+        "keyframe_interval; the segmenter's problems have their own codes and stay open."
+    )
     end_reason: str | None
     err_message: str | None
     remote_addr: str

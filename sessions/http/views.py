@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ingest.config import Config, parse_listen
+from sessions.health import is_open
 from sessions.http import schemas
 from sessions.http.timefmt import format_optional_time, format_time, round_seconds
 from sessions.targets import masked_url
@@ -194,11 +195,17 @@ def _gap(gap: dict[str, Any]) -> schemas.Gap:
 
 
 def _issue(issue: dict[str, Any]) -> dict[str, Any]:
-    """An issue with its ``at`` (epoch seconds in the record) as an ISO time."""
+    """An issue with its times (epoch seconds in the record) as ISO times, and whether it
+    is still ``open``. Entries stored without ``started_at`` (the segmenter's, and those
+    written before the live health checks) started ``at`` and stay open."""
     shaped = dict(issue)
-    at = shaped.get("at")
-    if isinstance(at, int | float) and not isinstance(at, bool):
-        shaped["at"] = format_time(at)
+    shaped.setdefault("started_at", shaped.get("at"))
+    shaped.setdefault("ended_at", None)
+    for name in ("at", "started_at", "ended_at"):
+        value = shaped.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            shaped[name] = format_time(value)
+    shaped["open"] = is_open(issue)
     return shaped
 
 

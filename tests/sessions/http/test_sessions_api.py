@@ -38,6 +38,49 @@ async def _ledger(api: Api) -> tuple[StreamRecord, StreamRecord]:
     return one, two
 
 
+async def test_issues_show_open_and_past_with_their_times(api: Api) -> None:
+    one, _ = await _two_streams(api)
+    await api.store.insert_session(
+        session_record(
+            one.id,
+            "h1",
+            is_healthy=False,
+            issues=[
+                # An entry stored before the live health checks: no started_at/ended_at.
+                {"code": "timestamps_backwards", "message": "jumped back", "at": T0 + 1},
+                {
+                    "code": "no_video",
+                    "message": "no video frame for 5.0 s",
+                    "at": T0 + 2,
+                    "started_at": T0 + 2,
+                    "ended_at": T0 + 9,
+                },
+                {
+                    "code": "ingest_drift",
+                    "message": "media time 2.5 s behind the wall clock",
+                    "at": T0 + 3,
+                    "started_at": T0 + 3,
+                    "ended_at": None,
+                },
+            ],
+        )
+    )
+    body = (await api.get("/api/sessions/h1")).json()
+    old, past, current = body["issues"]
+    assert old == {
+        "code": "timestamps_backwards",
+        "message": "jumped back",
+        "at": "2026-11-21T19:24:11.123Z",
+        "started_at": "2026-11-21T19:24:11.123Z",
+        "ended_at": None,
+        "open": True,
+    }
+    assert past["started_at"] == "2026-11-21T19:24:12.123Z"
+    assert past["ended_at"] == "2026-11-21T19:24:19.123Z" and past["open"] is False
+    assert current["ended_at"] is None and current["open"] is True
+    assert body["is_healthy"] is False
+
+
 def _ids(response_json: dict[str, object]) -> list[str]:
     items = response_json["items"]
     assert isinstance(items, list)

@@ -76,12 +76,13 @@ function codec(track) {
   return track.profile ? `${name} (${track.profile})` : name;
 }
 
-/** A session's health in words: "healthy", or its issues' messages. */
+/** A session's health in words: "healthy", or its open issues' messages (an issue with
+ * no ended_at is open; past issues are on the session page). */
 export function health(session) {
-  const issues = session.issues || [];
-  if (session.is_healthy && issues.length === 0) return 'healthy';
-  if (issues.length === 0) return 'unhealthy';
-  return issues.map((issue) => issue.message || issue.code).join('; ');
+  const open = (session.issues || []).filter((issue) => issue.ended_at === null || issue.ended_at === undefined);
+  if (session.is_healthy) return 'healthy';
+  if (open.length === 0) return 'unhealthy';
+  return open.map((issue) => issue.message || issue.code).join('; ');
 }
 
 /** The value of a field for the session page: exact numbers, readable units beside. */

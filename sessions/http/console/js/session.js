@@ -108,7 +108,14 @@ export function mount(root, { arg: id, navigate }) {
     issues.replaceChildren(list.length === 0
       ? h('p', { class: 'empty' }, 'None.')
       : h('ul', { class: 'issues' }, list.map((issue) => h('li', {},
-        h('code', {}, issue.code || 'issue'), ' ', issue.message || '', issue.at ? ` (${fmt.time(issue.at)})` : ''))));
+        h('code', {}, issue.code || 'issue'), ' ', issue.message || '', issueTimes(issue)))));
+  }
+
+  function issueTimes(issue) {
+    const started = issue.started_at || issue.at;
+    if (!started) return '';
+    if (issue.ended_at) return ` (${fmt.time(started)} to ${fmt.time(issue.ended_at)})`;
+    return ` (since ${fmt.time(started)}, open)`;
   }
 
   function renderGaps(session) {
