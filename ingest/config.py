@@ -362,6 +362,11 @@ class SessionsConfig:
     #: Seconds over which refused publishes are counted; a throttled address is refused
     #: at once, without a key check, until its failures age out of the window.
     throttle_window: float = _key(60.0, _positive)
+    #: Seconds a session waits, "reconnecting", after its publisher's connection dropped
+    #: without the encoder saying it stopped (TCP close or reset, idle timeout, protocol
+    #: error): a publish on the same stream within them continues the same session. 0:
+    #: the session ends at once.
+    reconnect_window: float = _key(10.0, _non_negative)
     #: Live health: seconds without a frame before a track that was sending is
     #: no_video / no_audio.
     health_track_stopped: float = _key(5.0, _positive)

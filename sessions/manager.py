@@ -17,6 +17,7 @@ or full is retried until it lands.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import time
@@ -36,7 +37,9 @@ from sessions.health import HealthRules, SessionHealth, health_summary, is_open,
 from sessions.hls import HandOver, MediaTap, SegmentInfo
 from sessions.media_cleanup import MediaExpiry
 from sessions.metrics import IngestCounters, ProcessMetrics
-from sessions.owner import End, HolderKey, Owner
+from sessions.owner import End, HolderKey, Owner, end_for
+from sessions.reconnect import Carried, resume_record
+from sessions.recording import close_playlists
 from sessions.recovery import Recovery, await_recording
 from sessions.segmenting import MediaSettings, SessionMedia
 from sessions.webhooks.events import WebhookEvent, session_event
@@ -70,6 +73,11 @@ class LivePublish:
         self.playback_id: str | None = None
         self.recorded = False
         self.record: SessionRecord | None = None
+        #: The reconnecting session this publish continues (the owner's claim said so),
+        #: until its first media message continues it.
+        self.continues: SessionRecord | None = None
+        #: The counters of the session's parts before this publish's.
+        self.carried = Carried()
         self.output: SessionMedia | None = None
         self.account = MediaAccount()
         self.encoder = attempt.encoder
@@ -113,6 +121,10 @@ class LivePublish:
         else:
             self.control.close(why)
 
+    def resume(self, record: SessionRecord) -> None:
+        # A copy: the owner keeps its own until this publish opens it.
+        self.continues = copy.deepcopy(record)
+
     # -- StreamSink ---------------------------------------------------------------------
 
     def media(self, event: MediaReceived) -> None:
@@ -148,13 +160,14 @@ class LivePublish:
         if record is None or self.control is None:
             return
         total = self.control.bytes_received if bytes_received is None else bytes_received
-        record.bytes_received = total - self.base_bytes
+        carried = self.carried
+        record.bytes_received = carried.bytes_received + total - self.base_bytes
         record.last_seen = self.last_media
         record.duration = round(self.last_media - self.first_media, 3)
-        record.ingest_seconds = record.duration
-        record.media_duration = round(self.account.media_duration, 3)
-        record.media_bytes = self.account.media_bytes
-        record.tracks = self.account.tracks_list()
+        record.ingest_seconds = round(max(0.0, record.duration - record.gap_seconds), 3)
+        record.media_duration = round(carried.media_duration + self.account.media_duration, 3)
+        record.media_bytes = carried.media_bytes + self.account.media_bytes
+        record.tracks = carried.tracks_with(self.account.tracks_list())
         record.updated_at = now
         if self.attachments:
             self._attached(lambda a: a.refresh(record, now, sample), "refresh")
@@ -176,7 +189,8 @@ class LivePublish:
 
     def take_issues(self, now: float) -> None:
         """The segmenter's coded problems and the live health issues become the session's
-        (rebuilt only when either changed); a change of the open issues is logged as a
+        (after the earlier parts' of a session continued after a reconnect; rebuilt only
+        when either changed); a change of the open issues is logged as a
         ``stream_health`` event."""
         record = self.record
         if record is None:
@@ -192,8 +206,8 @@ class LivePublish:
         if source == self._issues_from:
             return
         self._issues_from = source
-        self._issues_built = [*found, *self.health.issues]
-        record.issues = merge_issues(found, self.health.issues, others)
+        self._issues_built = [*self.carried.issues, *found, *self.health.issues]
+        record.issues = merge_issues(self.carried.issues, found, self.health.issues, others)
         record.is_healthy = not any(is_open(issue) for issue in record.issues)
         self._say_health(record, now)
 
@@ -399,46 +413,72 @@ class SessionManager:
         return live
 
     def _open(self, live: LivePublish, now: float) -> SessionRecord:
-        record = SessionRecord(
-            id=str(uuid.uuid4()),
-            stream_id=live.stream_id,
-            name=live.stream_name,
-            created_at=now,
-            last_seen=now,
-            updated_at=now,
-            remote_addr=live.attempt.remote_addr,
-            encoder=live.encoder,
-        )
-        record.record = live.recorded
+        """Open the publish's session with its first media message: a new one, or the
+        reconnecting one the owner handed it (:mod:`sessions.reconnect`)."""
+        record = live.continues
+        resumed = record is not None
+        if record is not None:
+            live.continues = None
+            live.carried = Carried.of(record)
+            # The earlier parts' issues, closed with them.
+            record.issues = list(live.carried.issues)
+            record.is_healthy = True
+            resume_record(record, now, live.attempt.remote_addr, live.encoder)
+            live.first_media = record.created_at
+        else:
+            record = SessionRecord(
+                id=str(uuid.uuid4()),
+                stream_id=live.stream_id,
+                name=live.stream_name,
+                created_at=now,
+                last_seen=now,
+                updated_at=now,
+                remote_addr=live.attempt.remote_addr,
+                encoder=live.encoder,
+            )
+            record.record = live.recorded
         folder: Path | None = None
         if self.media is not None and live.playback_id is not None:
             folder = self.media.folder(live.playback_id, record.id)
         tap = live.opened_taps(record, folder) if live.attachments else None
         if self.media is not None and self.handover is not None and live.playback_id is not None:
+            opened = record
             live.output = SessionMedia(
                 self.media,
                 self.handover,
                 live.playback_id,
                 record.id,
-                record=live.recorded,
-                on_segments=lambda segments: self._on_segments(record, segments),
+                record=record.record,
+                on_segments=lambda segments: self._on_segments(opened, segments),
                 tap=tap,
+                resume=resumed,
             )
-        started = session_event(WebhookEvent.STREAM_STARTED, record, now)
-        self._write(
-            lambda: self.store.insert_session(record, outbox=[started]),
-            f"insert session {record.id}",
-        )
+        saved = record
+        if resumed:
+            back = session_event(WebhookEvent.SESSION_RESUMED, record, now)
+            self._write(
+                lambda: self.store.save_sessions([saved], outbox=[back]),
+                f"resume session {record.id}",
+            )
+        else:
+            started = session_event(WebhookEvent.STREAM_STARTED, record, now)
+            self._write(
+                lambda: self.store.insert_session(saved, outbox=[started]),
+                f"insert session {record.id}",
+            )
         self.owner.opened(live, record)
-        self._log_event("session_started", record, now)
+        kind = "session_resumed" if resumed else "session_started"
+        self._log_event(kind, record, now)
+        extra = {"reconnects": record.reconnects, "gap": record.gap_seconds} if resumed else {}
         log_event(
             logger,
             logging.INFO,
-            "session_started",
+            kind,
             session=record.id,
             stream=record.stream_id,
             conn=live.attempt.connection_id,
             remote=record.remote_addr,
+            **extra,
         )
         return record
 
@@ -450,7 +490,9 @@ class SessionManager:
         now = self.clock()
         live.refresh(now, bytes_received)
         if live.record is not None:
-            self.counters.session_ended(live.record.name, live.record.bytes_received)
+            # This publish's bytes (a continued session's earlier parts were counted).
+            part = live.record.bytes_received - live.carried.bytes_received
+            self.counters.session_ended(live.record.name, part)
         self._spawn(self._end(live, cause, reason, now))
 
     async def _end(self, live: LivePublish, cause: EndCause, reason: str, now: float) -> None:
@@ -459,6 +501,9 @@ class SessionManager:
         if record is None:
             await live.finish_attachments()
             live.end_saved.set()
+            return
+        if end is None:
+            await self._suspend(live, record, end_for(cause, reason), reason, now)
             return
         self._log_event("session_ended", record, now, end.reason)
         log_event(
@@ -481,6 +526,88 @@ class SessionManager:
             _mark_ended(record, end)
             self._save_end(record)
             live.end_saved.set()
+
+    async def _suspend(
+        self, live: LivePublish, record: SessionRecord, drop: End, reason: str, now: float
+    ) -> None:
+        """The owner keeps the session open for a reconnect: finish this part (the segment
+        being cut, the playlists without an end), write the counters, then tell the owner
+        the session is as it continues."""
+        record.status = "reconnecting"
+        record.ingest_rate = 0.0
+        self._log_event(
+            "session_reconnecting", record, now, drop.reason, WebhookEvent.SESSION_RECONNECTING
+        )
+        log_event(
+            logger,
+            logging.INFO,
+            "session_reconnecting",
+            session=record.id,
+            stream=record.stream_id,
+            dropped=drop.reason,
+            reason=reason,
+            duration=record.duration,
+        )
+        if live.output is not None:
+            try:
+                await live.output.finish(end=False)
+            except Exception as exc:
+                log_event(
+                    logger,
+                    logging.ERROR,
+                    "segmenter_finish_failed",
+                    session=record.id,
+                    exc_info=exc,
+                )
+        live.take_issues(now)
+        if live.attachments:
+            await live.finish_attachments()
+        self._write(lambda: self.store.save_sessions([record]), f"suspend session {record.id}")
+
+        async def tell() -> None:
+            self.owner.suspended(record)
+
+        self._write(tell, f"report the suspended session {record.id}")
+        live.end_saved.set()
+
+    def end_unheld(self, record: SessionRecord, end: End, playback_id: str | None) -> None:
+        """End a session no publish has (its reconnect window passed, or it was kicked,
+        its key disabled, the server stopped while it was reconnecting): the owner of
+        the live streams in this process asks (see :mod:`sessions.owner`)."""
+        self._spawn(self._end_unheld(record, end, playback_id))
+
+    async def _end_unheld(self, record: SessionRecord, end: End, playback_id: str | None) -> None:
+        now = self.clock()
+        self._log_event("session_ended", record, now, end.reason)
+        log_event(
+            logger,
+            logging.INFO,
+            "session_ended",
+            session=record.id,
+            stream=record.stream_id,
+            end_reason=end.reason,
+            reason="ended while reconnecting",
+            duration=record.duration,
+            bytes_received=record.bytes_received,
+            media_bytes=record.media_bytes,
+        )
+        _mark_ended(record, end)
+        media = self.media
+        folder = None
+        if media is not None and playback_id is not None:
+            folder = media.folder(playback_id, record.id)
+            if folder.is_dir():
+                close_playlists(folder)
+            else:
+                folder = None
+        if folder is not None and media is not None and playback_id is not None and record.record:
+            await_recording(record, media, playback_id)
+            self._save_end(record)
+            await self.recovery.make_recording(media, folder, record)
+            return
+        self._save_end(record)
+        if folder is not None and self.expiry is not None:
+            self.expiry.schedule(folder)
 
     def _on_segments(self, record: SessionRecord, segments: list[SegmentInfo]) -> None:
         """Count finished segments into the session and the ledger."""

@@ -5,12 +5,13 @@ Main process to worker: :class:`Hello` (first), :class:`Apply`, :class:`Stop`, a
 owner's orders, :class:`Close`. Worker to main process: :class:`Ready` or
 :class:`Failed` (once, after the hello), :class:`Stats` (every flush), and what its
 session manager asks of the owner (:class:`~sessions.remote.RemoteSessions`): the
-requests :class:`Claim` (answered with a decision) and :class:`Disconnected` (answered
-with the session's end), and the notices :class:`Release`, :class:`Opened`,
-:class:`Saved` and :class:`Ended`. The shell's channel (:mod:`ingest.server.channel`)
-frames them and pairs requests with answers; both ends read them in the order they were
-sent, which is what lets a worker's reports reach the owner before the request that
-follows them.
+requests :class:`Claim` (answered with a decision, and the reconnecting session the
+publish continues, if any) and :class:`Disconnected` (answered with the session's end, or
+none: kept open for a reconnect), and the notices :class:`Release`, :class:`Opened`,
+:class:`Saved`, :class:`Suspended` and :class:`Ended`. The shell's channel
+(:mod:`ingest.server.channel`) frames them and pairs requests with answers; both ends read
+them in the order they were sent, which is what lets a worker's reports reach the owner
+before the request that follows them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Op(StrEnum):
     OPENED = "opened"
     SAVED = "saved"
     DISCONNECTED = "disconnected"
+    SUSPENDED = "suspended"
     ENDED = "ended"
 
 
@@ -169,6 +171,15 @@ class Disconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class Suspended:
+    """Worker to main: the session the owner kept open for a reconnect is as the
+    publish that dropped left it (:meth:`sessions.owner.Owner.suspended`)."""
+
+    op: ClassVar[Op] = Op.SUSPENDED
+    record: SessionRecord
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     """Worker to main: the session's end is in the store."""
 
@@ -189,6 +200,7 @@ Message = (
     | Opened
     | Saved
     | Disconnected
+    | Suspended
     | Ended
 )
 
@@ -207,6 +219,7 @@ _CLASSES: dict[Op, type[Message]] = {
         Opened,
         Saved,
         Disconnected,
+        Suspended,
         Ended,
     )
 }
@@ -224,6 +237,7 @@ _READ: dict[type[Message], dict[str, Callable[[Any], Any]]] = {
     Claim: {"attempt": lambda data: PublishAttempt(**data)},
     Close: {"reason": EndReason},
     Opened: {"record": _record},
+    Suspended: {"record": _record},
     Saved: {"records": lambda items: [_record(item) for item in items]},
     Disconnected: {"cause": EndCause},
 }
@@ -245,23 +259,34 @@ def decode(data: Wire) -> Message:
     return cls(**fields)
 
 
-def decision_to_wire(decision: Decision) -> Wire:
-    """A claim's answer (the ``release`` callback stays behind)."""
-    return {
+#: The key of a claim's answer that carries the reconnecting session the publish continues.
+CONTINUES = "continues"
+
+
+def decision_to_wire(decision: Decision, continues: SessionRecord | None = None) -> Wire:
+    """A claim's answer (the ``release`` callback stays behind), with the reconnecting
+    session the publish is to continue, if any."""
+    wire = {
         f.name: getattr(decision, f.name)
         for f in dataclasses.fields(decision)
         if f.name != "release"
     }
+    if continues is not None:
+        wire[CONTINUES] = dataclasses.asdict(continues)
+    return wire
 
 
-def decision_from_wire(data: Wire) -> Decision:
-    return Decision(**data)
+def decision_from_wire(data: Wire) -> tuple[Decision, SessionRecord | None]:
+    """A claim's answer: the decision, and the session the publish continues (if any)."""
+    fields = dict(data)
+    continues = fields.pop(CONTINUES, None)
+    return Decision(**fields), None if continues is None else _record(continues)
 
 
-def end_to_wire(end: End) -> Wire:
-    """A disconnect's answer."""
-    return {"reason": end.reason.value, "error": end.error}
+def end_to_wire(end: End | None) -> Wire | None:
+    """A disconnect's answer (None: the session is kept open for a reconnect)."""
+    return None if end is None else {"reason": end.reason.value, "error": end.error}
 
 
-def end_from_wire(data: Wire) -> End:
-    return End(EndReason(data["reason"]), data.get("error"))
+def end_from_wire(data: Wire | None) -> End | None:
+    return None if data is None else End(EndReason(data["reason"]), data.get("error"))

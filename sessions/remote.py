@@ -32,6 +32,7 @@ from sessions.process_messages import (
     Release,
     RemoteError,
     Saved,
+    Suspended,
     decision_from_wire,
     decision_to_wire,
     end_from_wire,
@@ -85,10 +86,12 @@ class RemoteSessions:
         except ChannelClosed:
             self._forget(conn)
             return Decision(False, _DENIED, "server shutting down")
-        decision = decision_from_wire(answer)
+        decision, continues = decision_from_wire(answer)
         if not decision.allowed:
             self._forget(conn)
             return decision
+        if continues is not None:
+            holder.resume(continues)
         return dataclasses.replace(decision, release=lambda: self.release(conn))
 
     def release(self, conn: int) -> None:
@@ -101,7 +104,7 @@ class RemoteSessions:
     def saved(self, records: list[SessionRecord]) -> None:
         self.link.notify(Saved(records))
 
-    async def disconnected(self, holder: Holder, cause: EndCause, reason: str) -> End:
+    async def disconnected(self, holder: Holder, cause: EndCause, reason: str) -> End | None:
         conn = holder.key.connection
         asked = self._asked.get(conn)
         self._forget(conn)
@@ -113,6 +116,9 @@ class RemoteSessions:
                 log_event(logger, logging.ERROR, "owner_unanswered", conn=conn, error=str(exc))
             return end_for(cause, reason, asked)
         return end_from_wire(answer)
+
+    def suspended(self, record: SessionRecord) -> None:
+        self.link.notify(Suspended(record))
 
     def closed(self, session_id: str) -> None:
         self.link.notify(Ended(session_id))
@@ -132,17 +138,22 @@ class RemoteSessions:
 class RemoteHolder:
     """A worker's publisher, as the owner in the main process acts on it."""
 
-    __slots__ = ("key", "link")
+    __slots__ = ("continues", "key", "link")
 
     def __init__(self, link: Link, key: HolderKey) -> None:
         self.link = link
         self.key = key
+        #: The reconnecting session its claim continues (sent back with the answer).
+        self.continues: SessionRecord | None = None
 
     def end(self, reason: EndReason, why: str) -> None:
         self.link.notify(Close(self.key.connection, reason, why))
 
     def refresh(self, now: float) -> None:
         """Nothing to do: the worker reports its counters at every flush."""
+
+    def resume(self, record: SessionRecord) -> None:
+        self.continues = record
 
 
 class WorkerHolders:
@@ -161,7 +172,8 @@ class WorkerHolders:
         """Answer one of the worker's requests."""
         if isinstance(message, Claim):
             holder = self._holder(message.attempt.connection_id)
-            return decision_to_wire(await self.owner.claim(message.attempt, holder))
+            decision = await self.owner.claim(message.attempt, holder)
+            return decision_to_wire(decision, holder.continues)
         if isinstance(message, Disconnected):
             holder = self._holder(message.conn)
             end = await self.owner.disconnected(holder, message.cause, message.reason)
@@ -176,6 +188,8 @@ class WorkerHolders:
             self.owner.opened(self._holder(message.conn), message.record)
         elif isinstance(message, Saved):
             self.owner.saved(message.records)
+        elif isinstance(message, Suspended):
+            self.owner.suspended(message.record)
         elif isinstance(message, Ended):
             self.owner.closed(message.session)
         else:

@@ -51,7 +51,8 @@ class MediaSettings:
 
 
 class SessionMedia:
-    """The segmenter of one live session."""
+    """The segmenter of one live session (with ``resume``, of the part of a session that
+    follows a reconnect: it continues the playlists in the session's folder)."""
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class SessionMedia:
         record: bool,
         on_segments: Callable[[list[SegmentInfo]], None],
         tap: MediaTap | None = None,
+        resume: bool = False,
     ) -> None:
         self.settings = settings
         self.playback_id = playback_id
@@ -75,12 +77,14 @@ class SessionMedia:
             keep_all=record,
             session_id=session_id,
             tap=tap,
+            resume=resume,
         )
         self.worker = SegmenterWorker(self.segmenter, handover, on_segments)
         #: Hands one media message to the segmenter (per message: the worker's own method,
         #: no call in between).
         self.feed = self.worker.feed
 
-    async def finish(self) -> None:
-        """Close the last segment and the playlists."""
-        await self.worker.finish()
+    async def finish(self, *, end: bool = True) -> None:
+        """Close the last segment and the playlists; without ``end`` the playlists stay
+        open (no ``#EXT-X-ENDLIST``: the session waits for a reconnect)."""
+        await self.worker.finish(end=end)

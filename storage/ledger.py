@@ -92,7 +92,11 @@ class LedgerQueries(StoreBase):
         if stream_id is not None:
             clauses.append("stream_id = ?")
             params.append(stream_id)
-        if status is not None:
+        if status == "reconnecting":
+            clauses.append("status = 'live' AND reconnecting = 1")
+        elif status == "live":
+            clauses.append("status = 'live' AND reconnecting = 0")
+        elif status is not None:
             clauses.append("status = ?")
             params.append(status)
         created_range(clauses, params, since, until)
@@ -124,7 +128,7 @@ class LedgerQueries(StoreBase):
         return [session_from_row(r) for r in rows]
 
     async def active_session(self, stream_id: str) -> SessionRecord | None:
-        """The stream's newest live session, if it has one."""
+        """The stream's newest live (or reconnecting) session, if it has one."""
         rows = await self._fetch(
             f"{_SESSION_SELECT} WHERE stream_id = ? AND status = 'live'"
             " ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -140,10 +144,10 @@ class LedgerQueries(StoreBase):
         ids: Sequence[str] | None = None,
         event: str | None = None,
     ) -> list[SessionRecord]:
-        """End every session still live (start-up after a crash), or only those of
-        ``ids`` that are (a worker process died). A session ends at its last flushed
-        ``last_seen``, not at ``now``; returns them, oldest first. With ``event``, each
-        one ended is also a webhook event of that name, in the same transaction."""
+        """End every session still live or reconnecting (start-up after a crash), or only
+        those of ``ids`` that are (a worker process died). A session ends at its last
+        flushed ``last_seen``, not at ``now``; returns them, oldest first. With ``event``,
+        each one ended is also a webhook event of that name, in the same transaction."""
         only, params = "", [reason, now]
         if ids is not None:
             only = " AND id IN (SELECT value FROM json_each(?))"
@@ -151,7 +155,8 @@ class LedgerQueries(StoreBase):
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
                 "UPDATE sessions SET status = 'ended', end_reason = ?, ended_at = last_seen,"
-                " duration = last_seen - created_at, ingest_rate = 0, updated_at = ?"
+                " duration = last_seen - created_at, ingest_rate = 0, updated_at = ?,"
+                " reconnecting = 0"
                 f" WHERE status = 'live'{only} RETURNING {column_list(SESSION_COLUMNS)}",
                 params,
             )

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-SessionStatus = Literal["live", "ended"]
+#: ``reconnecting``: its publisher's connection dropped and the reconnect window is open
+#: (``[sessions] reconnect_window``); a publish on its stream within it continues it.
+SessionStatus = Literal["live", "reconnecting", "ended"]
 
 
 class EndReason(StrEnum):
@@ -93,7 +95,7 @@ class SessionRecord:
     duration: float = 0.0
     #: Span of the media timestamps (wrap-safe), seconds.
     media_duration: float = 0.0
-    #: Seconds the stream was being ingested (first to last media packet).
+    #: Seconds the stream was being ingested: ``duration`` less the gaps.
     ingest_seconds: float = 0.0
     #: Bytes read from the publisher's socket (chunk headers, commands, handshake included).
     bytes_received: int = 0
@@ -133,6 +135,17 @@ class SessionRecord:
     transcoded_bytes: int = 0
     #: Rendition bytes written per second over the recent window.
     outgoing_rate: float = 0.0
+    #: Times its publisher came back within the reconnect window and continued it.
+    reconnects: int = 0
+    #: Its gaps, oldest first: {"from": last packet before, "to": first packet after (epoch
+    #: seconds), "seconds": to - from}.
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    #: The gaps' seconds, summed.
+    gap_seconds: float = 0.0
+
+    @property
+    def reconnecting(self) -> bool:
+        return self.status == "reconnecting"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,10 @@ from typing import Any, Final
 
 from .models import EndReason, EventRecord, SessionRecord, StreamRecord, TargetRecord
 
-#: Every column of ``sessions``, in the order of the dataclass fields.
-SESSION_COLUMNS: Final = tuple(f.name for f in fields(SessionRecord))
+#: Every column of ``sessions``: the dataclass fields in their order, then
+#: ``reconnecting`` (a reconnecting session is stored as ``status = 'live'`` with
+#: ``reconnecting = 1``: the status column's CHECK knows only 'live' and 'ended').
+SESSION_COLUMNS: Final = (*(f.name for f in fields(SessionRecord)), "reconnecting")
 
 #: Columns fixed when a session opens; a flush never rewrites them.
 SESSION_FIXED_COLUMNS: Final = frozenset({"id", "stream_id", "created_at"})
@@ -29,8 +31,10 @@ SESSION_FLUSH_COLUMNS: Final = tuple(
     c for c in SESSION_COLUMNS if c not in SESSION_FIXED_COLUMNS and c != "viewer_seconds"
 )
 
-_BOOL_COLUMNS: Final = frozenset({"is_healthy", "record"})
-_JSON_COLUMNS: Final = frozenset({"tracks", "issues", "multistream", "profiles", "renditions"})
+_BOOL_COLUMNS: Final = frozenset({"is_healthy", "record", "reconnecting"})
+_JSON_COLUMNS: Final = frozenset(
+    {"tracks", "issues", "multistream", "profiles", "renditions", "gaps"}
+)
 
 #: ``streams`` columns that make a :class:`StreamRecord` (``deleted_at`` stays internal).
 STREAM_COLUMNS: Final = tuple(f.name for f in fields(StreamRecord))
@@ -73,6 +77,7 @@ def _encoder(columns: Sequence[str]) -> Callable[[SessionRecord], list[Any]]:
     get = attrgetter(*columns)
     json_at = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
     bool_at = [i for i, c in enumerate(columns) if c in _BOOL_COLUMNS]
+    status_at = columns.index("status") if "status" in columns else None
 
     def encode(session: SessionRecord) -> list[Any]:
         values = list(get(session))
@@ -80,6 +85,8 @@ def _encoder(columns: Sequence[str]) -> Callable[[SessionRecord], list[Any]]:
             values[i] = _dump_json(values[i])
         for i in bool_at:
             values[i] = 1 if values[i] else 0
+        if status_at is not None and values[status_at] == "reconnecting":
+            values[status_at] = "live"
         return values
 
     return encode
@@ -111,7 +118,11 @@ def session_from_row(row: sqlite3.Row) -> SessionRecord:
             values[i] = bool(values[i])
         elif column == "end_reason" and values[i] is not None:
             values[i] = EndReason(values[i])
-    return SessionRecord(*values)
+    reconnecting = values.pop()
+    record = SessionRecord(*values)
+    if reconnecting and record.status == "live":
+        record.status = "reconnecting"
+    return record
 
 
 def stream_from_row(row: sqlite3.Row) -> StreamRecord:

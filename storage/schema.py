@@ -178,6 +178,17 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
 """
 
+#: Reconnect windows: a session continued by its publisher's reconnects, its gaps, and
+#: whether it is waiting for one now. A reconnecting session's ``status`` stays 'live' in
+#: the row (the column's CHECK predates it) with ``reconnecting = 1``; storage/rows.py
+#: maps the pair to the record's ``status``.
+_V_RECONNECT: Final = """
+ALTER TABLE sessions ADD COLUMN reconnects INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE sessions ADD COLUMN gap_seconds REAL NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN reconnecting INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: Every migration, oldest first; the schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[str, ...]] = (
     _V1,
@@ -186,6 +197,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     _V_MULTISTREAM,
     _V_RENDITIONS,
     _V_WEBHOOKS,
+    _V_RECONNECT,
 )
 
 #: The version a fully migrated database reports in ``PRAGMA user_version``.

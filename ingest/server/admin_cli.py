@@ -145,7 +145,9 @@ def add_commands(
     listing = _leaf(group, "list", "list sessions, newest first", cmd.sessions_list, add_common)
     listing.add_argument("--stream", metavar="REF", help="only this stream's sessions (id or name)")
     listing.add_argument(
-        "--status", choices=("live", "ended"), help="only sessions with this status"
+        "--status",
+        choices=("live", "reconnecting", "ended"),
+        help="only sessions with this status",
     )
     _time_range(listing)
     _paging(listing)

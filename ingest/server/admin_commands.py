@@ -68,8 +68,10 @@ class Admin:
             raise CommandError(f"no stream named or with id {ref!r}")
         return stream
 
-    async def is_live(self, stream: StreamRecord) -> bool:
-        return await self.store.active_session(stream.id) is not None
+    async def state(self, stream: StreamRecord) -> str | None:
+        """Its open session's status (``live``, ``reconnecting``), or None."""
+        session = await self.store.active_session(stream.id)
+        return None if session is None else session.status
 
     async def playback_id(self, stream_id: str) -> str | None:
         stream = await self.store.get_stream(stream_id)
@@ -80,19 +82,31 @@ def emit(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def _stream_status(stream: StreamRecord, live: bool) -> str:
+def _stream_status(stream: StreamRecord, state: str | None) -> str:
+    """``state``: its open session's status (live, reconnecting), or None."""
     if stream.disabled:
         return "disabled"
-    return "live" if live else "idle"
+    return state or "idle"
 
 
-def _stream_block(admin: Admin, stream: StreamRecord, live: bool) -> str:
+def _json_stream(admin: Admin, stream: StreamRecord, state: str | None) -> dict[str, Any]:
+    return as_json(
+        stream_view(
+            stream,
+            ingest_url=admin.ingest_urls,
+            live=state is not None,
+            reconnecting=state == "reconnecting",
+        )
+    )
+
+
+def _stream_block(admin: Admin, stream: StreamRecord, state: str | None) -> str:
     return fields(
         [
             ("Name", stream.name),
             ("ID", stream.id),
             ("Playback ID", stream.playback_id),
-            ("Status", _stream_status(stream, live)),
+            ("Status", _stream_status(stream, state)),
             ("Record", yes_no(stream.record)),
             ("Profiles", _stream_profiles(stream)),
             *admin.servers(),
@@ -110,9 +124,16 @@ def _stream_profiles(stream: StreamRecord) -> str:
         return f"invalid: {exc}"
 
 
-def _print_key(admin: Admin, stream: StreamRecord, key: str, live: bool, what: str) -> None:
+def _print_key(admin: Admin, stream: StreamRecord, key: str, state: str | None, what: str) -> None:
     if admin.as_json:
-        emit(as_json(key_view(stream, key, ingest_url=admin.ingest_urls, live=live)))
+        view = key_view(
+            stream,
+            key,
+            ingest_url=admin.ingest_urls,
+            live=state is not None,
+            reconnecting=state == "reconnecting",
+        )
+        emit(as_json(view))
         return
     print(f"{what} {stream.name!r}.\n")
     print(fields([*admin.servers(), ("Stream Key", key)]))
@@ -207,17 +228,14 @@ async def streams_create(admin: Admin, args: argparse.Namespace) -> None:
         raise CommandError(f"invalid stream name: {exc}") from None
     except StreamNameTaken:
         raise CommandError(f"a stream named {args.name.strip()!r} already exists") from None
-    _print_key(admin, stream, key, False, "Created stream")
+    _print_key(admin, stream, key, None, "Created stream")
 
 
 async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
     records, total = await admin.store.list_streams(offset=args.offset, limit=args.limit)
-    live = [await admin.is_live(stream) for stream in records]
+    live = [await admin.state(stream) for stream in records]
     if admin.as_json:
-        items = [
-            as_json(stream_view(s, ingest_url=admin.ingest_urls, live=lv))
-            for s, lv in zip(records, live, strict=True)
-        ]
+        items = [_json_stream(admin, s, lv) for s, lv in zip(records, live, strict=True)]
         emit_page(items, total, args)
         return
     if empty_page("streams", records, total, args):
@@ -239,11 +257,11 @@ async def streams_list(admin: Admin, args: argparse.Namespace) -> None:
 
 async def streams_show(admin: Admin, args: argparse.Namespace) -> None:
     stream = await admin.stream(args.ref)
-    live = await admin.is_live(stream)
+    state = await admin.state(stream)
     if admin.as_json:
-        emit(as_json(stream_view(stream, ingest_url=admin.ingest_urls, live=live)))
+        emit(_json_stream(admin, stream, state))
     else:
-        print(_stream_block(admin, stream, live))
+        print(_stream_block(admin, stream, state))
 
 
 async def streams_set_profiles(admin: Admin, args: argparse.Namespace) -> None:
@@ -253,8 +271,7 @@ async def streams_set_profiles(admin: Admin, args: argparse.Namespace) -> None:
     if changed is None:
         raise CommandError(f"no stream named or with id {args.ref!r}")
     if admin.as_json:
-        live = await admin.is_live(changed)
-        emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
+        emit(_json_stream(admin, changed, await admin.state(changed)))
     elif ladder:
         print(f"Stream {changed.name!r}: profiles {format_profiles(ladder)}.")
         print("Its next session makes these renditions (a live one keeps its own).")
@@ -268,7 +285,7 @@ async def streams_rotate_key(admin: Admin, args: argparse.Namespace) -> None:
     if rotated is None:
         raise CommandError(f"no stream named or with id {args.ref!r}")
     stream, key = rotated
-    _print_key(admin, stream, key, await admin.is_live(stream), "New stream key for")
+    _print_key(admin, stream, key, await admin.state(stream), "New stream key for")
     if not admin.as_json:
         print("The old key no longer works; a live publisher keeps going until it reconnects.")
 
@@ -279,8 +296,7 @@ async def _set_disabled(admin: Admin, ref: str, disabled: bool) -> None:
     if changed is None:
         raise CommandError(f"no stream named or with id {ref!r}")
     if admin.as_json:
-        live = await admin.is_live(changed)
-        emit(as_json(stream_view(changed, ingest_url=admin.ingest_urls, live=live)))
+        emit(_json_stream(admin, changed, await admin.state(changed)))
     else:
         print(f"Stream {changed.name!r} {'disabled' if disabled else 'enabled'}.")
 
@@ -415,6 +431,9 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         ("Ended", format_utc(record.ended_at)),
         ("End reason", record.end_reason or "-"),
         ("Duration", format_duration(record.duration)),
+        ("Ingest time", format_duration(record.ingest_seconds)),
+        ("Reconnects", str(record.reconnects)),
+        ("Time in gaps", format_duration(record.gap_seconds)),
         ("Media duration", format_duration(record.media_duration)),
         ("Bytes received", format_bytes(record.bytes_received)),
         ("Media bytes", format_bytes(record.media_bytes)),
@@ -445,6 +464,11 @@ async def sessions_show(admin: Admin, args: argparse.Namespace) -> None:
         print(f"  rendition: {_rendition_line(rendition, record.profiles)}")
     for issue in record.issues:
         print(f"  issue: {issue.get('code', '?')}: {issue.get('message', '')}")
+    for gap in record.gaps:
+        print(
+            f"  gap: {format_utc(gap['from'])} to {format_utc(gap['to'])}"
+            f" ({float(gap['seconds']):.3f} s)"
+        )
     for entry in record.multistream:
         print(f"  multistream: {_multistream_line(entry)}")
 

@@ -102,6 +102,22 @@ def entry(stats: TargetStats, missed: int = 0) -> dict[str, Any]:
     }
 
 
+def _continued(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """A target's entry over the parts of a session continued after reconnects: counters
+    summed, the latest status and error; going live again in a new part is a reconnect."""
+    merged = dict(now)
+    merged["connected_seconds"] = round(
+        float(before.get("connected_seconds", 0)) + float(now["connected_seconds"]), 3
+    )
+    for key in ("bytes_sent", "skipped_bytes", "reconnects"):
+        merged[key] = int(before.get(key, 0)) + int(now[key])
+    if now["bytes_sent"] > 0:
+        merged["reconnects"] += 1
+    if merged["last_error"] is None:
+        merged["last_error"] = before.get("last_error")
+    return merged
+
+
 class Forwarder:
     """Forwards one publish to its stream's enabled targets (see the module)."""
 
@@ -115,6 +131,7 @@ class Forwarder:
         self._pending_bytes = 0
         self.engine: Multistream | None = None
         self._record: SessionRecord | None = None
+        self._earlier: dict[str, dict[str, Any]] = {}
         self._reading: asyncio.Task[None] | None = None
         #: Each target's last counters, in the targets' order.
         self._stats: dict[str, TargetStats] = {}
@@ -156,6 +173,9 @@ class Forwarder:
 
     def opened(self, record: SessionRecord, folder: Path | None) -> MediaTap | None:
         self._record = record
+        # A session continued after a reconnect: its targets' counters go on from the
+        # earlier parts' (this publish connects to them anew).
+        self._earlier = {str(e.get("target_id")): dict(e) for e in record.multistream}
         self._reading = asyncio.ensure_future(self._read_targets())
         return None
 
@@ -351,9 +371,14 @@ class Forwarder:
 
     def _write(self, record: SessionRecord) -> None:
         missed = self._missed
-        record.multistream = [
-            entry(stats, missed.get(stats.target_id, 0)) for stats in self._stats.values()
-        ]
+        entries = dict(self._earlier)
+        for stats in self._stats.values():
+            now = entry(stats, missed.get(stats.target_id, 0))
+            before = entries.get(stats.target_id)
+            if before is not None:
+                now = _continued(before, now)
+            entries[stats.target_id] = now
+        record.multistream = list(entries.values())
         issue = self._issue
         if issue is not None:
             if not any(i.get("code") == ISSUE for i in record.issues):

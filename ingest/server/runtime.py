@@ -23,7 +23,7 @@ from sessions.attachments import AttachmentFactory
 from sessions.auth import KeyAuthorizer
 from sessions.auth_http import HttpAuthorizer, HttpAuthSettings
 from sessions.health import HealthRules
-from sessions.manager import SessionManager
+from sessions.manager import SHUTTING_DOWN, SessionManager
 from sessions.metrics import ProcessMetrics
 from sessions.owner import DuplicatePolicy, Owner, StreamOwner
 from sessions.segmenting import MediaSettings
@@ -31,6 +31,7 @@ from sessions.streams import Streams
 from sessions.transcode.attachment import RenditionsFactory
 from sessions.writes import StoreWrites
 from storage import Store
+from storage.models import EndReason
 
 
 def media_settings(
@@ -96,8 +97,11 @@ class SessionSide:
             self.owner.start()
 
     async def close(self) -> None:
-        """End every publish (as ``shutdown``), write everything, stop (the executor is
-        the caller's to shut down, after its last use)."""
+        """End every publish and every reconnecting session (as ``shutdown``), write
+        everything, stop (the executor is the caller's to shut down, after its last
+        use)."""
+        if self.owner is not None:
+            self.owner.end_all(EndReason.SHUTDOWN, SHUTTING_DOWN)
         await self.manager.close()
         if self.renditions is not None:
             await self.renditions.close()
@@ -142,6 +146,7 @@ def build_sessions(
             policy=DuplicatePolicy(config.sessions.duplicate_publish),
             enabled_streams=store.enabled_streams,
             check_interval=config.sessions.flush_interval,
+            reconnect_window=config.sessions.reconnect_window,
         )
         streams.on_disabled = own.end_stream
     forwarders = Forwarders(store, writes, ForwardSettings.from_config(config.multistream))
@@ -162,6 +167,9 @@ def build_sessions(
         ],
         health=health_rules(config),
     )
+    if own is not None:
+        # Sessions no publish holds (a reconnect window that closed) end here.
+        own.expire = manager.end_unheld
     return SessionSide(manager, executor, own, authorizer, streams, renditions, http_auth)
 
 
@@ -202,6 +210,7 @@ def apply_live(config: Config, side: SessionSide, rtmp: RtmpServer | None = None
     if side.owner is not None:
         side.owner.policy = DuplicatePolicy(config.sessions.duplicate_publish)
         side.owner.check_interval = config.sessions.flush_interval
+        side.owner.reconnect_window = config.sessions.reconnect_window
     if side.authorizer is not None:
         side.authorizer.reject_delay = (
             config.sessions.reject_delay_min,

@@ -12,6 +12,11 @@ starts as a discontinuity, and writing goes on; each failure is a
 ``segment_write_failed`` (or ``playlist_write_failed``) issue, logged with the session
 the first time and then at most every :data:`WRITE_FAILURE_LOG_INTERVAL` seconds. A
 segment FFmpeg rejects is a ``mux_error`` issue, handled the same way.
+
+With ``resume`` (a session continued after a reconnect) the playlists already in the
+folder are read back and continued: segments and init segments are numbered on from the
+last listed (none is renamed or reused), and the first new segment follows a
+discontinuity.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class SegmentFiles:
         clock: Callable[[], float],
         session_id: str | None = None,
         label: str | None = None,
+        resume: bool = False,
     ) -> None:
         self.directory = directory
         self.session_id = session_id
@@ -82,6 +88,23 @@ class SegmentFiles:
         self._failure_logged_at: float | None = None
         self._failures_logged = 0
         self._has_directory = self.make_directory()
+        if resume:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Continue the playlists on disk (a playlist that cannot be read starts over,
+        recorded as an issue)."""
+        try:
+            listed = self._playlist.resume()
+        except (OSError, ValueError) as exc:
+            self._record("playlist_write_failed", f"cannot continue the playlist: {exc}")
+            return
+        if not listed:
+            return
+        self.sequence = max(segment.sequence for segment in listed) + 1
+        inits = [_init_number(s.init_uri) for s in listed if s.init_uri is not None]
+        self._init_count = max(inits) + 1 if inits else 0
+        self._next_discontinuity = True
 
     @property
     def is_open(self) -> bool:
@@ -271,3 +294,10 @@ class SegmentFiles:
         if self._label is not None:
             message = f"rendition {self._label}: {message}"
         self._issues.record(code, message)
+
+
+def _init_number(uri: str) -> int:
+    """``init.mp4`` is 0, ``init_<n>.mp4`` is n."""
+    stem = uri.removesuffix(".mp4")
+    _, _, number = stem.partition("_")
+    return int(number) if number.isdigit() else 0

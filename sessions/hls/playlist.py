@@ -5,11 +5,14 @@ discontinuity sequence that count what has slid out, a program date-time on ever
 segment, ``#EXT-X-ENDLIST`` once the session has finished. Segments (and init segments)
 that leave the window are deleted unless ``keep_all``; then ``vod.m3u8`` lists every
 segment (an EVENT playlist while live, VOD once finished). Files are replaced atomically.
+A writer can pick up the playlists an earlier one left unfinished (:meth:`PlaylistWriter.
+resume`: the session continued after its publisher reconnected).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +20,11 @@ from pathlib import Path
 
 from .output import write_atomic
 
-__all__ = ["PlaylistWriter", "SegmentInfo", "format_date_time"]
+__all__ = ["PlaylistWriter", "SegmentInfo", "format_date_time", "parse_date_time", "read_playlist"]
 
 _ROUNDING_SLACK = 0.005
+_SEGMENT_NUMBER = re.compile(r"seg_(\d+)\.")
+_MAP_URI = re.compile(r'URI="([^"]*)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,75 @@ def format_date_time(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def parse_date_time(text: str) -> float:
+    """:func:`format_date_time` back to epoch seconds."""
+    moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPlaylist:
+    """What a media playlist this module wrote lists."""
+
+    media_sequence: int
+    discontinuity_sequence: int
+    target: int
+    segments: list[SegmentInfo]
+
+
+def read_playlist(text: str) -> ListedPlaylist:
+    """Read back a playlist :class:`PlaylistWriter` wrote (``first_timestamp``,
+    ``bytes`` and ``last_arrival`` are not in it: 0). Raises ``ValueError`` for one it
+    did not write."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise ValueError("not an M3U8 playlist")
+    media_sequence = discontinuity_sequence = 0
+    target = 1
+    segments: list[SegmentInfo] = []
+    discontinuity = False
+    init: str | None = None
+    date_time = 0.0
+    duration: float | None = None
+    for line in lines[1:]:
+        tag, _, value = line.partition(":")
+        if tag == "#EXT-X-MEDIA-SEQUENCE":
+            media_sequence = int(value)
+        elif tag == "#EXT-X-DISCONTINUITY-SEQUENCE":
+            discontinuity_sequence = int(value)
+        elif tag == "#EXT-X-TARGETDURATION":
+            target = int(value)
+        elif tag == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif tag == "#EXT-X-MAP":
+            found = _MAP_URI.search(value)
+            init = found.group(1) if found else None
+        elif tag == "#EXT-X-PROGRAM-DATE-TIME":
+            date_time = parse_date_time(value)
+        elif tag == "#EXTINF":
+            duration = float(value.split(",", 1)[0])
+        elif not line.startswith("#"):
+            if duration is None:
+                raise ValueError(f"segment {line!r} has no #EXTINF")
+            number = _SEGMENT_NUMBER.match(line)
+            sequence = int(number.group(1)) if number else media_sequence + len(segments)
+            segments.append(
+                SegmentInfo(
+                    sequence=sequence,
+                    uri=line,
+                    duration=duration,
+                    bytes=0,
+                    first_timestamp=0.0,
+                    keyframe_start=True,
+                    discontinuity=discontinuity,
+                    program_date_time=date_time,
+                    init_uri=init,
+                )
+            )
+            discontinuity, duration = False, None
+    return ListedPlaylist(media_sequence, discontinuity_sequence, target, segments)
+
+
 class PlaylistWriter:
     """Keeps the live window and writes ``index.m3u8`` (and ``vod.m3u8``)."""
 
@@ -71,6 +145,28 @@ class PlaylistWriter:
     def segments(self) -> list[SegmentInfo]:
         """The segments in the live window."""
         return list(self._live)
+
+    def resume(self) -> list[SegmentInfo]:
+        """Pick up the playlists in the folder (those of the session's earlier part):
+        the live window, its discontinuity count and target, and (``keep_all``) every
+        segment; returns the segments listed (none if there is no playlist)."""
+        try:
+            live = read_playlist((self._directory / "index.m3u8").read_text())
+        except FileNotFoundError:
+            return []
+        self._live = deque(live.segments)
+        self._discontinuity_sequence = live.discontinuity_sequence
+        self._target = max(self._target, live.target)
+        listed = list(live.segments)
+        if self._keep_all:
+            try:
+                vod = read_playlist((self._directory / "vod.m3u8").read_text())
+            except FileNotFoundError:
+                vod = live
+            self._all = list(vod.segments)
+            self._target = max(self._target, vod.target)
+            listed += vod.segments
+        return listed
 
     def add(self, segment: SegmentInfo) -> None:
         """List a finished segment (slides the window, deletes what leaves it)."""

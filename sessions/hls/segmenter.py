@@ -13,6 +13,12 @@ Cuts: at the first keyframe of the primary track (video, else audio) at least
 jump closes the current segment and marks the next one as a discontinuity (with a new
 init segment for fMP4). Problems are recorded in :attr:`Segmenter.issues`, never raised.
 
+A session continued after its publisher reconnected gets a new segmenter with
+``resume``: it continues the playlists in the folder (numbering on from the last segment
+listed there, the first new segment after an ``#EXT-X-DISCONTINUITY``); its timeline
+starts at 0 again, which the discontinuity allows. A segmenter finished without ``end``
+leaves the playlists open for that.
+
 The files (segments, init segments, playlists) are written by :class:`~.files.SegmentFiles`:
 a segment or playlist that cannot be written is skipped, not fatal, and segmenting goes on
 (see there).
@@ -102,6 +108,7 @@ class Segmenter:
         clock: Callable[[], float] = time.time,
         session_id: str | None = None,
         tap: MediaTap | None = None,
+        resume: bool = False,
     ) -> None:
         self.directory = directory
         self.tap = tap
@@ -120,6 +127,7 @@ class Segmenter:
             issues=self._issues,
             clock=clock,
             session_id=session_id,
+            resume=resume,
         )
         self._timeline = Timeline()
         self._tracks = {AUDIO: Track(), VIDEO: Track()}
@@ -178,8 +186,9 @@ class Segmenter:
                 self._unsupported(message_type, packet.codec)
         return done
 
-    def finish(self) -> list[SegmentInfo]:
-        """Close the last segment and end the playlists; idempotent."""
+    def finish(self, *, end: bool = True) -> list[SegmentInfo]:
+        """Close the last segment and end the playlists (without ``end`` they stay open,
+        for a segmenter that resumes them); idempotent."""
         done: list[SegmentInfo] = []
         if self._finished:
             return done
@@ -190,7 +199,8 @@ class Segmenter:
         if self._templates is not None:
             self._templates.close()
             self._templates = None
-        self._files.finish()
+        if end:
+            self._files.finish()
         if self.tap is not None:
             self.tap.flush()
         return done

@@ -228,9 +228,9 @@ class SegmenterWorker:
 
     # -- the end ----------------------------------------------------------------------
 
-    async def finish(self) -> list[SegmentInfo]:
+    async def finish(self, *, end: bool = True) -> list[SegmentInfo]:
         """Wait for the batch that is out, then segment what is left and finish the
-        segmenter in the executor."""
+        segmenter in the executor (``end``: see :meth:`.Segmenter.finish`)."""
         if self._finished:
             return []
         self._finished = True
@@ -244,13 +244,13 @@ class SegmenterWorker:
                 await asyncio.shield(out)
         batch, self._pending = self._pending, []
         loop = asyncio.get_running_loop()
-        segments = await loop.run_in_executor(self._handover.executor, self._last, batch)
+        segments = await loop.run_in_executor(self._handover.executor, self._last, batch, end)
         if segments:
             self._on_segments(segments)
         return segments
 
-    def _last(self, batch: list[_Message]) -> list[SegmentInfo]:
-        return self.segment(batch) + self.segmenter.finish()
+    def _last(self, batch: list[_Message], end: bool) -> list[SegmentInfo]:
+        return self.segment(batch) + self.segmenter.finish(end=end)
 
     def _record_overload(self, span: int) -> None:
         self.segmenter.record_issue(

@@ -20,7 +20,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 StatusFilter = Annotated[
-    Literal["live", "ended"] | None, Query(description="Only sessions with this status.")
+    Literal["live", "reconnecting", "ended"] | None,
+    Query(description="Only sessions with this status."),
 ]
 StreamFilter = Annotated[
     str | None,

@@ -42,20 +42,25 @@ StreamRef = Annotated[
 
 
 def _view(context: ApiContext, stream: StreamRecord) -> schemas.Stream:
-    live = context.live.live_session(stream.id) is not None
+    session = context.live.live_session(stream.id)
     return stream_view(
-        stream, ingest_url=context.ingest_urls, live=live, playback_base=context.playback_base
+        stream,
+        ingest_url=context.ingest_urls,
+        live=session is not None,
+        playback_base=context.playback_base,
+        reconnecting=session is not None and session.status == "reconnecting",
     )
 
 
 def _with_key(context: ApiContext, stream: StreamRecord, key: str) -> schemas.StreamWithKey:
-    live = context.live.live_session(stream.id) is not None
+    session = context.live.live_session(stream.id)
     return stream_with_key_view(
         stream,
         key,
         ingest_url=context.ingest_urls,
-        live=live,
+        live=session is not None,
         playback_base=context.playback_base,
+        reconnecting=session is not None and session.status == "reconnecting",
     )
 
 

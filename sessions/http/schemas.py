@@ -178,8 +178,11 @@ class Stream(BaseModel):
     disabled: bool
     record: bool
     profiles: list[RenditionProfile] = Field(description=_PROFILES_DESCRIPTION)
-    status: Literal["idle", "live"]
-    is_active: bool = Field(description="True while a session is live.")
+    status: Literal["idle", "live", "reconnecting"] = Field(
+        description="reconnecting: its session waits for the publisher to come back "
+        "([sessions] reconnect_window)."
+    )
+    is_active: bool = Field(description="True while a session is live or reconnecting.")
     last_seen: str | None = Field(description=f"Last media received. {_TIME}")
     created_at: str = Field(description=_TIME)
     updated_at: str = Field(description=_TIME)
@@ -225,20 +228,39 @@ class RenditionCounters(BaseModel):
     )
 
 
+class Gap(BaseModel):
+    """A time a session waited for its publisher to reconnect."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    from_: str = Field(alias="from", description=f"Last media packet before it. {_TIME}")
+    to: str = Field(description=f"First media packet after it. {_TIME}")
+    seconds: float
+
+
 class Session(BaseModel):
-    """One publish, from its first media packet to its last."""
+    """One publish, from its first media packet to its last; a publisher that reconnects
+    within the reconnect window continues it (``reconnects``, ``gaps``)."""
 
     id: str
     stream_id: str
     name: str
-    status: Literal["live", "ended"]
+    status: Literal["live", "reconnecting", "ended"] = Field(
+        description="reconnecting: its publisher's connection dropped and it waits for a "
+        "reconnect ([sessions] reconnect_window)."
+    )
     created_at: str = Field(description=f"First media packet. {_TIME}")
     ended_at: str | None = Field(description=f"Last media packet of an ended session. {_TIME}")
     last_seen: str = Field(description=f"Last media packet. {_TIME}")
     updated_at: str = Field(description=_TIME)
-    duration: float = Field(description="Seconds from the first to the last media packet.")
+    duration: float = Field(
+        description="Seconds from the first to the last media packet (gaps included)."
+    )
     media_duration: float = Field(description="Span of the media timestamps, seconds.")
-    ingest_seconds: float
+    ingest_seconds: float = Field(description="Seconds ingested: duration less the gaps.")
+    reconnects: int = Field(description="Times its publisher reconnected and continued it.")
+    gaps: list[Gap] = Field(description="Its gaps (one per reconnect), oldest first.")
+    gap_seconds: float = Field(description="The gaps' seconds, summed.")
     bytes_received: int = Field(description="Bytes read from the publisher's connection.")
     media_bytes: int = Field(description="Audio and video payload bytes.")
     ingest_rate: float = Field(

@@ -53,11 +53,18 @@ def stream_view(
     ingest_url: str | Sequence[str],
     live: bool,
     playback_base: str | None = None,
+    reconnecting: bool = False,
 ) -> schemas.Stream:
     """A stream as JSON; the key is never part of it (see :func:`stream_with_key_view`).
     ``ingest_url`` is the RTMP URL, or every URL (RTMP first, then RTMPS)."""
     return schemas.Stream(
-        **_stream_fields(stream, ingest_url=ingest_url, live=live, playback_base=playback_base)
+        **_stream_fields(
+            stream,
+            ingest_url=ingest_url,
+            live=live,
+            playback_base=playback_base,
+            reconnecting=reconnecting,
+        )
     )
 
 
@@ -68,9 +75,16 @@ def stream_with_key_view(
     ingest_url: str | Sequence[str],
     live: bool,
     playback_base: str | None = None,
+    reconnecting: bool = False,
 ) -> schemas.StreamWithKey:
     """A stream with its new key: only right after create or rotate-key."""
-    fields = _stream_fields(stream, ingest_url=ingest_url, live=live, playback_base=playback_base)
+    fields = _stream_fields(
+        stream,
+        ingest_url=ingest_url,
+        live=live,
+        playback_base=playback_base,
+        reconnecting=reconnecting,
+    )
     return schemas.StreamWithKey(**fields, stream_key=key)
 
 
@@ -80,7 +94,9 @@ def _stream_fields(
     ingest_url: str | Sequence[str],
     live: bool,
     playback_base: str | None,
+    reconnecting: bool = False,
 ) -> dict[str, Any]:
+    """``live``: it has an open session (``reconnecting``: one waiting for a reconnect)."""
     urls = [ingest_url] if isinstance(ingest_url, str) else list(ingest_url)
     return {
         "id": stream.id,
@@ -94,7 +110,7 @@ def _stream_fields(
         "disabled": stream.disabled,
         "record": stream.record,
         "profiles": [dict(profile) for profile in stream.profiles],
-        "status": "live" if live else "idle",
+        "status": "reconnecting" if live and reconnecting else "live" if live else "idle",
         "is_active": live,
         "last_seen": format_optional_time(stream.last_seen),
         "created_at": format_time(stream.created_at),
@@ -129,6 +145,9 @@ def session_view(session: SessionRecord, *, playback_id: str | None) -> schemas.
         duration=round_seconds(session.duration),
         media_duration=round_seconds(session.media_duration),
         ingest_seconds=round_seconds(session.ingest_seconds),
+        reconnects=int(session.reconnects),
+        gaps=[_gap(gap) for gap in session.gaps],
+        gap_seconds=round_seconds(session.gap_seconds),
         bytes_received=int(session.bytes_received),
         media_bytes=int(session.media_bytes),
         ingest_rate=round_seconds(session.ingest_rate),
@@ -170,6 +189,16 @@ def analytics_view(
         total_transcoded_seconds=round_seconds(totals.total_transcoded_seconds),
         since=format_optional_time(since),
         until=format_optional_time(until),
+    )
+
+
+def _gap(gap: dict[str, Any]) -> schemas.Gap:
+    return schemas.Gap.model_validate(
+        {
+            "from": format_time(float(gap["from"])),
+            "to": format_time(float(gap["to"])),
+            "seconds": round_seconds(float(gap["seconds"])),
+        }
     )
 
 

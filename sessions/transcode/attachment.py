@@ -25,6 +25,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,6 +142,9 @@ class RenditionsAttachment:
         self.renditions: Renditions | None = None
         self.folder: Path | None = None
         self.meter = VariantMeter()
+        #: What the session's earlier parts transcoded (a session continued after a
+        #: reconnect gets a new attachment; its counters go on from these).
+        self._earlier = _Earlier()
         self._fps = 0.0
         #: The renditions' issues as the session shows them, by (code, message, at).
         self._entries: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
@@ -162,12 +166,14 @@ class RenditionsAttachment:
     def opened(self, record: SessionRecord, folder: Path | None) -> MediaTap | None:
         if folder is None:
             return None
+        self._earlier = _Earlier.of(record)
         target = RenditionsTarget(
             record.id,
             folder,
             window=self.factory.window,
             record=record.record,
             segment_format=self.factory.segment_format,
+            resume=record.reconnects > 0,
         )
         self.folder = folder
         self.renditions = self.factory.transcoder.start(
@@ -190,7 +196,7 @@ class RenditionsAttachment:
         for segment in renditions.take_segments():
             self.meter.rendition_segments(segment.profile, [segment.info])
         self.meter.source_counted(record)
-        _counters(record, report, self.profiles)
+        _counters(record, report, self.profiles, self._earlier)
         self._take_issues(record, report, now)
         if sample:
             self._sample(record, now)
@@ -287,16 +293,60 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
         )
 
 
-def _counters(record: SessionRecord, report: RenditionsReport, asked: Sequence[Profile]) -> None:
-    """The renditions' counters, as the ledger keeps them."""
+@dataclass(frozen=True, slots=True)
+class _Earlier:
+    """The transcoded counters of a session's earlier parts (none for a new session)."""
+
+    segments: int = 0
+    duration: float = 0.0
+    bytes: int = 0
+    profiles: tuple[dict[str, Any], ...] = ()
+    renditions: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, record: SessionRecord) -> _Earlier:
+        return cls(
+            record.transcoded_segments,
+            record.transcoded_segments_duration,
+            record.transcoded_bytes,
+            tuple(dict(p) for p in record.profiles),
+            tuple(dict(r) for r in record.renditions),
+        )
+
+
+#: A profile's counters that add up across the parts of a session.
+_SUMMED = ("segments", "bytes", "frames", "dropped_frames")
+
+
+def _counters(
+    record: SessionRecord,
+    report: RenditionsReport,
+    asked: Sequence[Profile],
+    earlier: _Earlier,
+) -> None:
+    """The renditions' counters, as the ledger keeps them: this part's added to the
+    earlier parts' (per profile by name)."""
     produced = {p.name for p in report.produced}
-    record.profiles = [p.to_json() for p in asked if p.name in produced]
-    record.renditions = [
-        p.as_json() for p in report.profiles if p.state in ("running", "ended", "failed")
-    ]
-    record.transcoded_segments = report.transcoded_segments
-    record.transcoded_segments_duration = report.transcoded_segments_duration
-    record.transcoded_bytes = report.transcoded_bytes
+    profiles = [dict(p) for p in earlier.profiles]
+    known = {p.get("name") for p in profiles}
+    profiles += [p.to_json() for p in asked if p.name in produced and p.name not in known]
+    record.profiles = profiles
+    renditions = {r.get("name"): dict(r) for r in earlier.renditions}
+    for part in report.profiles:
+        if part.state not in ("running", "ended", "failed"):
+            continue
+        counters = part.as_json()
+        before = renditions.get(part.name)
+        if before is not None:
+            for key in _SUMMED:
+                counters[key] = int(before.get(key, 0)) + int(counters[key])
+        renditions[part.name] = counters
+    record.renditions = list(renditions.values())
+    record.transcoded_segments = earlier.segments + report.transcoded_segments
+    record.transcoded_segments_duration = round(
+        earlier.duration + report.transcoded_segments_duration, 6
+    )
+    record.transcoded_bytes = earlier.bytes + report.transcoded_bytes
 
 
 class _Tap(RenditionsTap):

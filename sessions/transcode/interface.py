@@ -97,6 +97,9 @@ class RenditionsTarget:
     #: The configured ``[hls] segment_format``: renditions are MPEG-TS (H.264 with AAC
     #: or MP3, other audio made AAC) unless it is "fmp4".
     segment_format: Literal["auto", "mpegts", "fmp4"] = "auto"
+    #: The session continues after a reconnect: each rendition continues the playlists
+    #: and segment numbers of its folder (a discontinuity first) instead of starting over.
+    resume: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,6 +306,7 @@ class Ladder:
                     segment_format=self._format,
                     window=self.target.window,
                     keep_all=self.target.record,
+                    resume=self.target.resume,
                     issues=self.issues,
                     clock=self._clock,
                     session_id=self.target.session_id,

@@ -62,6 +62,7 @@ class Rendition:
         window: int,
         keep_all: bool,
         issues: IssueLog,
+        resume: bool = False,
         clock: Callable[[], float],
         session_id: str,
         encoder: str,
@@ -82,6 +83,7 @@ class Rendition:
             clock=clock,
             session_id=session_id,
             label=profile.name,
+            resume=resume,
         )
         self._format = segment_format
         self._encoder_name = encoder

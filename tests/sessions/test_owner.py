@@ -55,6 +55,8 @@ class Holder:
         self.ends: list[tuple[EndReason, str]] = []
         self.refreshed: list[float] = []
         self.record: SessionRecord | None = None
+        #: The reconnecting sessions its claims handed it.
+        self.resumed: list[SessionRecord] = []
 
     def end(self, reason: EndReason, why: str) -> None:
         self.ends.append((reason, why))
@@ -63,6 +65,9 @@ class Holder:
         self.refreshed.append(now)
         if self.record is not None:
             self.record.updated_at = now
+
+    def resume(self, record: SessionRecord) -> None:
+        self.resumed.append(record)
 
 
 def attempt(connection: int, key: str) -> PublishAttempt:
@@ -77,6 +82,7 @@ def owner(
     policy: DuplicatePolicy = DuplicatePolicy.REPLACE,
     clock: Clock | None = None,
     enabled: set[str] | None = None,
+    window: float = 0.0,
 ) -> tuple[StreamOwner, Keys, Clock]:
     keys = Keys()
     clock = clock or Clock()
@@ -91,6 +97,7 @@ def owner(
         keys,
         policy=policy,
         enabled_streams=enabled_streams if enabled is not None else None,
+        reconnect_window=window,
         clock=clock,
     )
     own.asked = asked  # type: ignore[attr-defined]
@@ -293,4 +300,4 @@ async def test_shutdown_asks_every_holder_to_end() -> None:
     own.end_all(EndReason.SHUTDOWN, "server shutting down")
     assert [h.ends for h in holders] == [[(EndReason.SHUTDOWN, "server shutting down")]] * 2
     end = await own.disconnected(holders[1], EndCause.UNPUBLISHED, "sent deleteStream")
-    assert end.reason is EndReason.SHUTDOWN
+    assert end is not None and end.reason is EndReason.SHUTDOWN

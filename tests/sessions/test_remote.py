@@ -70,9 +70,11 @@ class Worker:
         return Holder(self.number, connection)
 
 
-def main(policy: DuplicatePolicy = DuplicatePolicy.REPLACE) -> tuple[StreamOwner, Keys]:
+def main(
+    policy: DuplicatePolicy = DuplicatePolicy.REPLACE, window: float = 0.0
+) -> tuple[StreamOwner, Keys]:
     keys = Keys()
-    return StreamOwner(keys, policy=policy), keys
+    return StreamOwner(keys, policy=policy, reconnect_window=window), keys
 
 
 async def test_a_publisher_on_another_worker_replaces_the_first_where_it_is() -> None:
@@ -183,3 +185,26 @@ async def test_a_dead_worker_hands_back_only_its_own_sessions() -> None:
     assert one.holders.lost() == ["a"]
     assert [r.id for r in owner.live_sessions()] == ["b"]
     assert owner.lease("s1") is None
+
+
+async def test_a_reconnect_on_another_worker_gets_the_session_over_the_channel() -> None:
+    owner, _ = main(window=10.0)
+    one, two = Worker(owner, 1), Worker(owner, 2)
+    first = one.holder(1)
+    assert (await one.remote.claim(attempt(1, "k1"), first)).allowed
+    first.record = record("a", "s1")
+    one.remote.opened(first, first.record)
+    assert await one.remote.disconnected(first, EndCause.IDLE_TIMEOUT, "idle") is None
+    left = record("a", "s1")
+    left.status = "reconnecting"
+    left.bytes_received = 4321
+    left.gaps = [{"from": 990.0, "to": 992.5, "seconds": 2.5}]
+    one.remote.suspended(left)
+    assert owner.live_session("s1") == left
+    second = two.holder(7)
+    decision = await two.remote.claim(attempt(7, "k1"), second)
+    assert decision.allowed and decision.stream_id == "s1"
+    # The record came back through JSON as it went, gaps and status included.
+    assert second.resumed == [left]
+    lease = owner.lease("s1")
+    assert lease is not None and lease.holder.key == HolderKey(2, 7)

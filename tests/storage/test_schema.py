@@ -26,7 +26,7 @@ async def test_migrates_an_empty_database(tmp_path: Path) -> None:
     try:
         assert store.path == path
         assert path.exists()
-        assert SCHEMA_VERSION == len(MIGRATIONS) == 6
+        assert SCHEMA_VERSION == len(MIGRATIONS) == 7
         assert await store.integrity_check() == "ok"
     finally:
         await store.close()
@@ -122,7 +122,9 @@ async def test_wal_and_pragmas(tmp_path: Path) -> None:
 async def test_sessions_table_has_a_column_per_field(tmp_path: Path) -> None:
     async with await Store.open(tmp_path / "ingest.db") as store:
         rows = await store._fetch("PRAGMA table_info(sessions)")
-    assert [r["name"] for r in rows] == [f.name for f in fields(SessionRecord)]
+    # ... and ``reconnecting``, which with ``status = 'live'`` makes the record's
+    # ``reconnecting`` status.
+    assert [r["name"] for r in rows] == [f.name for f in fields(SessionRecord)] + ["reconnecting"]
 
 
 async def test_foreign_keys_are_enforced(tmp_path: Path) -> None:

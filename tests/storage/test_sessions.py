@@ -221,6 +221,32 @@ async def test_close_open_sessions(store: Store) -> None:
     assert await store.close_open_sessions(reason=EndReason.SERVER_RESTART, now=2000.0) == []
 
 
+async def test_a_reconnecting_session_round_trips_and_filters_apart_from_live(
+    store: Store,
+) -> None:
+    gaps = [{"from": 110.25, "to": 113.75, "seconds": 3.5}]
+    waiting = session(
+        "r", 100.0, last_seen=120.0, reconnects=1, gaps=gaps, gap_seconds=3.5, ingest_seconds=16.5
+    )
+    await store.insert_session(waiting)
+    waiting.status = "reconnecting"
+    await store.save_sessions([waiting])
+    await store.insert_session(session("l", 200.0))
+    assert await store.get_session("r") == waiting
+    live, total = await store.list_sessions(status="live")
+    assert [s.id for s in live] == ["l"] and total == 1
+    reconnecting, total = await store.list_sessions(status="reconnecting")
+    assert reconnecting == [waiting] and total == 1
+    assert (await store.active_session("s1")) is not None
+    # A crash leaves it open like a live one: it is ended the same way.
+    closed = await store.close_open_sessions(reason=EndReason.SERVER_RESTART, now=1000.0)
+    assert {s.id for s in closed} == {"r", "l"}
+    ended = await store.get_session("r")
+    assert ended is not None
+    assert (ended.status, ended.ended_at, ended.reconnects, ended.gaps) == ("ended", 120.0, 1, gaps)
+    assert (await store.list_sessions(status="reconnecting"))[1] == 0
+
+
 async def test_analytics(store: Store) -> None:
     assert await store.analytics() == Analytics(0, 0.0, 0, 0.0)
     for i, (stream_id, secs, nbytes) in enumerate(

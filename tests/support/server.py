@@ -41,9 +41,16 @@ async def start_server(
                 return proc, int(match.group(1)), lines
 
 
-def serve_config(tmp_path: Path, http_listen: str = "127.0.0.1:0") -> Path:
+def serve_config(
+    tmp_path: Path, http_listen: str = "127.0.0.1:0", reconnect_window: float = 0.0
+) -> Path:
+    """A config for ``serve``. ``reconnect_window`` is 0 here, not the server's default of
+    10 s: most tests end a publish and expect its session to end at once; the tests of
+    the reconnect window set it."""
     config = tmp_path / "config.toml"
     lines = [
+        "[sessions]",
+        f"reconnect_window = {reconnect_window}",
         "[rtmp]",
         'listen = "127.0.0.1:0"',
         "[http]",

@@ -88,11 +88,16 @@ async def start_stack(
     multistream: MultistreamConfig | None = None,
     transcode: TranscodeConfig | None = None,
     auth: AuthConfig | None = None,
+    reconnect_window: float = 0.0,
     **rtmp: Any,
 ) -> Stack:
     """The stack on free ports of 127.0.0.1; with ``rtmps`` (its ``listen`` is
     127.0.0.1:0 unless given), RTMPS too; ``multistream``: how sessions are forwarded to
-    their streams' targets."""
+    their streams' targets.
+
+    ``reconnect_window`` is 0 here, not the server's default of 10 s: most tests end a
+    publish and expect its session to end at once; the tests of the reconnect window
+    set it."""
     store = await Store.open(tmp_path / "ledger.db")
     config = Config(
         rtmp=RtmpConfig(listen="127.0.0.1:0", **rtmp),
@@ -103,6 +108,7 @@ async def start_stack(
             reject_delay_min=0.0,
             reject_delay_max=0.0,
             throttle_failures=throttle_failures,
+            reconnect_window=reconnect_window,
         ),
         auth=auth or AuthConfig(),
         hls=HlsConfig(enabled=hls, max_linger=max_linger, workers=2),

@@ -300,6 +300,38 @@ def test_sessions_show_prints_recording_and_viewers(cli: Cli) -> None:
     assert shown["Created"].endswith(" UTC") and shown["Updated"].endswith(" UTC")
 
 
+def test_a_reconnecting_session_and_its_gaps(cli: Cli) -> None:
+    stream = cli.create("studio")
+    gaps = [{"from": T0 + 20, "to": T0 + 22.5, "seconds": 2.5}]
+    cli.insert(
+        _session(
+            stream["id"], "s-wait", 0, status="reconnecting", duration=65.0,
+            ingest_seconds=62.5, reconnects=1, gaps=gaps, gap_seconds=2.5,
+        ),
+        _session(stream["id"], "s-done", 1, status="ended", end_reason="unpublished"),
+    )  # fmt: skip
+    page = cli.json("sessions", "list", "--status", "reconnecting")
+    assert [s["id"] for s in page["items"]] == ["s-wait"]
+    assert cli.json("sessions", "list", "--status", "live")["total"] == 0
+    shown = cli.json("sessions", "show", "s-wait")
+    assert shown["status"] == "reconnecting"
+    assert (shown["reconnects"], shown["gap_seconds"], shown["ingest_seconds"]) == (1, 2.5, 62.5)
+    assert shown["gaps"] == [
+        {"from": "2026-11-21T19:24:30.123Z", "to": "2026-11-21T19:24:32.623Z", "seconds": 2.5}
+    ]
+    code, out, _ = cli("sessions", "show", "s-wait")
+    fields = dict(re.findall(r"^([A-Za-z0-9 ]+):\s+(.*)$", out, re.M))
+    assert (fields["Status"], fields["Reconnects"], fields["Ingest time"]) == (
+        "reconnecting",
+        "1",
+        "1m03s",
+    )
+    assert "gap: 2026-11-21 19:24:30 UTC to 2026-11-21 19:24:32 UTC (2.500 s)" in out
+    assert cli.json("streams", "show", "studio")["status"] == "reconnecting"
+    code, out, _ = cli("streams", "list")
+    assert code == 0 and "reconnecting" in out.splitlines()[1]
+
+
 def test_bad_times_exit_1(cli: Cli) -> None:
     for args in (
         ("analytics", "--since", "yesterday"),

@@ -33,6 +33,7 @@ from sessions.process_messages import (
     Release,
     Saved,
     Stop,
+    Suspended,
     Wire,
     decode,
     encode,
@@ -171,6 +172,7 @@ def test_every_message_survives_the_trip() -> None:
         Opened(7, record),
         Saved([record, record]),
         Disconnected(7, EndCause.PROTOCOL_ERROR, "bad chunk"),
+        Suspended(record),
         Ended("s"),
         Stop(),
     ]

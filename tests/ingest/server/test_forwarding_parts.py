@@ -163,3 +163,24 @@ async def test_a_reload_gives_sessions_that_start_afterwards_the_new_settings(
     finally:
         side.executor.shutdown()
         await store.close()
+
+
+def test_a_targets_entry_goes_on_across_the_parts_of_a_continued_session() -> None:
+    from ingest.server.forwarding import _continued
+
+    before = {
+        "target_id": "t", "name": "yt", "status": "ended", "connected_seconds": 10.0,
+        "bytes_sent": 1000, "reconnects": 1, "skipped_bytes": 5, "last_error": "reset",
+    }  # fmt: skip
+    now = {
+        "target_id": "t", "name": "yt", "status": "live", "connected_seconds": 2.5,
+        "bytes_sent": 300, "reconnects": 0, "skipped_bytes": 0, "last_error": None,
+    }  # fmt: skip
+    merged = _continued(before, now)
+    assert merged == {
+        "target_id": "t", "name": "yt", "status": "live", "connected_seconds": 12.5,
+        "bytes_sent": 1300, "reconnects": 2, "skipped_bytes": 5, "last_error": "reset",
+    }  # fmt: skip
+    # Not connected yet in this part: no reconnect counted.
+    waiting = dict(now, status="connecting", connected_seconds=0.0, bytes_sent=0)
+    assert _continued(before, waiting)["reconnects"] == 1

@@ -115,10 +115,12 @@ async def running(
     record: bool = False,
     processes: int = 2,
     extra: str = "",
+    reconnect_window: float = 0.0,
 ) -> AsyncIterator[tuple[Server, list[tuple[StreamRecord, str]]]]:
     """The server with two workers (or ``processes``), and ``count`` streams (and their
     keys); ``extra`` is more of the config file. It logs to ``server.log`` in
-    ``tmp_path``."""
+    ``tmp_path``. ``reconnect_window`` is 0 (not the server's 10 s) unless a test of the
+    window sets it: the others expect a dropped publish's session to end at once."""
     data = tmp_path / "data"
     store = await Store.open(data / "rtmp-ingest.db")
     streams = Streams(store)
@@ -130,6 +132,7 @@ async def running(
         f'[http]\nlisten = "127.0.0.1:0"\nadmin_token = "{TOKEN}"\n'
         f"[hls]\nenabled = {'true' if hls else 'false'}\n"
         f'[sessions]\nduplicate_publish = "{policy}"\nflush_interval = 0.2\n'
+        f"reconnect_window = {reconnect_window}\n"
         f"reject_delay_min = 0.0\nreject_delay_max = 0.05\n"
         f'[storage]\ndata_dir = "{data}"\n{extra}'
     )

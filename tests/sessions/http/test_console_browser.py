@@ -321,8 +321,9 @@ def test_a_live_publish_appears_on_live_now_with_moving_counters(console: Consol
     assert f"320{TIMES}240 25 fps H264" in card.text
     assert "AAC" in card.text
     assert "healthy" in card.text
-    # This server has no reconnect windows: no such fields, no such rows.
-    assert not card.find_element(By.CSS_SELECTOR, '[data-field="reconnects"]').is_displayed()
+    # The server has reconnect windows: the card counts the reconnects (none yet).
+    reconnects = card.find_element(By.CSS_SELECTOR, '[data-field="reconnects"]')
+    assert reconnects.is_displayed() and api["reconnects"] == 0
     # A button keeps the keyboard focus while the polls redraw the card around it.
     kick = card.find_element(By.CSS_SELECTOR, ".kick")
     console.js("arguments[0].focus()", kick)
@@ -489,9 +490,9 @@ def test_the_sessions_list_filters_and_pages(console: Console) -> None:
     # Filters: by stream, by status, by time.
     console.open("sessions")
     wait_for(lambda: len(console.finds("#filter-stream option")) == 2, "the streams")
-    # Statuses as the server's document lists them: no reconnect windows here.
+    # Statuses as the server's document lists them, reconnecting with the windows.
     statuses = [o.get_attribute("value") for o in console.finds("#filter-status option")]
-    assert statuses == ["", "live", "ended"]
+    assert statuses == ["", "live", "reconnecting", "ended"]
     default = console.server.get("/api/streams/default")
     console.find(f'#filter-stream option[value="{default["id"]}"]').click()
     console.find('#filter-status option[value="ended"]').click()

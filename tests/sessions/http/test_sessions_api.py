@@ -138,7 +138,39 @@ async def test_session_json_has_every_field_in_its_format(api: Api) -> None:
         "err_message", "remote_addr", "encoder", "source_segments",
         "source_segments_duration", "source_bytes", "viewer_seconds", "record",
         "recording_status", "recording_url", "mp4_url", "playback_id", "multistream",
+        "reconnects", "gaps", "gap_seconds",
     }  # fmt: skip
+    assert (body["reconnects"], body["gaps"], body["gap_seconds"]) == (0, [], 0.0)
+
+
+async def test_a_reconnecting_session_shows_its_status_and_gaps(api: Api) -> None:
+    one, two = await _two_streams(api)
+    waiting = session_record(
+        one.id,
+        "r1",
+        duration=30.0,
+        ingest_seconds=27.5,
+        reconnects=1,
+        gaps=[{"from": T0 + 10, "to": T0 + 12.5, "seconds": 2.5}],
+        gap_seconds=2.5,
+    )
+    await api.store.insert_session(waiting)
+    await api.store.insert_session(session_record(two.id, "l1", created_at=T0 + 60))
+    waiting.status = "reconnecting"
+    await api.store.save_sessions([waiting])
+    api.live.sessions["r1"] = waiting
+    body = (await api.get("/api/sessions/r1")).json()
+    assert body["status"] == "reconnecting"
+    assert (body["reconnects"], body["gap_seconds"], body["ingest_seconds"]) == (1, 2.5, 27.5)
+    assert body["gaps"] == [
+        {"from": "2026-11-21T19:24:20.123Z", "to": "2026-11-21T19:24:22.623Z", "seconds": 2.5}
+    ]
+    assert _ids((await api.get("/api/sessions", status="reconnecting")).json()) == ["r1"]
+    assert _ids((await api.get("/api/sessions", status="live")).json()) == ["l1"]
+    stream = (await api.get(f"/api/streams/{one.id}")).json()
+    assert (stream["status"], stream["is_active"]) == ("reconnecting", True)
+    active = (await api.get(f"/api/streams/{one.id}/sessions/active")).json()
+    assert active["id"] == "r1" and active["status"] == "reconnecting"
 
 
 async def test_a_deleted_streams_sessions_have_no_playback_id(api: Api) -> None:

@@ -326,3 +326,37 @@ async def test_the_factory_closes_its_transcoder(tmp_path: Path, recorded: bool)
     attachment.opened(record(recorded), tmp_path)
     await made.close()
     assert transcoder.closed
+
+
+def test_a_continued_sessions_transcoded_counters_go_on_from_its_earlier_parts() -> None:
+    from sessions.transcode.attachment import _counters, _Earlier
+    from sessions.transcode.interface import ProfileReport, RenditionsReport
+
+    ladder = [Profile("360p", 640, 360, 800_000), Profile("240p", 426, 240, 400_000)]
+    record = SessionRecord(
+        id="s", stream_id="st", name="n", created_at=0.0, last_seen=0.0, updated_at=0.0
+    )
+    record.profiles = [ladder[0].to_json()]
+    record.renditions = [
+        {"name": "360p", "segments": 3, "bytes": 300, "frames": 90, "dropped_frames": 1}
+    ]
+    record.transcoded_segments, record.transcoded_bytes = 3, 300
+    record.transcoded_segments_duration = 6.0
+    earlier = _Earlier.of(record)
+    part = RenditionsReport(
+        [
+            ProfileReport("360p", 640, 360, 800_000, 30.0, "running", 2, 4.0, 200, 60, 0),
+            ProfileReport("240p", 426, 240, 400_000, 30.0, "running", 2, 4.0, 100, 60, 2),
+        ]
+    )
+    _counters(record, part, ladder, earlier)
+    assert [p["name"] for p in record.profiles] == ["360p", "240p"]
+    assert record.renditions == [
+        {"name": "360p", "segments": 5, "bytes": 500, "frames": 150, "dropped_frames": 1},
+        {"name": "240p", "segments": 2, "bytes": 100, "frames": 60, "dropped_frames": 2},
+    ]
+    assert (record.transcoded_segments, record.transcoded_bytes) == (7, 600)
+    assert record.transcoded_segments_duration == 14.0
+    # Taken again at the next refresh: the earlier parts are counted once.
+    _counters(record, part, ladder, earlier)
+    assert record.transcoded_segments == 7
