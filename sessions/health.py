@@ -47,6 +47,7 @@ from sessions.accounting import MediaAccount, TrackStats
 __all__ = [
     "HEALTH_CODES",
     "MAX_PER_CODE",
+    "TRANSCODE_REALTIME",
     "HealthRules",
     "SessionHealth",
     "health_summary",
@@ -65,6 +66,9 @@ HEALTH_CODES = (
 )
 #: Entries of one code kept per session.
 MAX_PER_CODE = 20
+#: The renditions' issue while they are behind real time (raised by the transcoder, not
+#: by these checks; the metrics count the sessions that have it open).
+TRANSCODE_REALTIME = "transcode_realtime"
 #: A jump back of the media timestamps larger than this (ms) restarts the drift measure.
 _RESET_MS = 1000
 

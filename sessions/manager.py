@@ -33,7 +33,14 @@ from ingest.logs import log_event, percentiles_ms
 from ingest.rtmp.events import EndCause, MediaReceived, MetadataReceived
 from sessions.accounting import MediaAccount
 from sessions.attachments import Attachment, AttachmentFactory, MediaTaps
-from sessions.health import HealthRules, SessionHealth, health_summary, is_open, merge_issues
+from sessions.health import (
+    TRANSCODE_REALTIME,
+    HealthRules,
+    SessionHealth,
+    health_summary,
+    is_open,
+    merge_issues,
+)
 from sessions.hls import HandOver, MediaTap, SegmentInfo
 from sessions.media_cleanup import MediaExpiry
 from sessions.metrics import IngestCounters, ProcessMetrics
@@ -684,12 +691,14 @@ class SessionManager:
         of the moment (the shell adds connections and loop lag)."""
         counters = self.counters
         received = dict(counters.ended_bytes)
-        live = 0
+        live = lagging = 0
         for publish in self._publishes.values():
             record, control = publish.record, publish.control
             if record is None or control is None:
                 continue
             live += 1
+            if any(i.get("code") == TRANSCODE_REALTIME and is_open(i) for i in record.issues):
+                lagging += 1
             so_far = max(0, control.bytes_received - publish.base_bytes)
             received[record.name] = received.get(record.name, 0) + so_far
         writes = self.writes.health()
@@ -699,6 +708,7 @@ class SessionManager:
             publishes_accepted=counters.publishes_accepted,
             publishes_rejected=dict(counters.publishes_rejected),
             segments_written=counters.segments_written,
+            transcode_lagging=lagging,
             dropped_writes=writes.dropped_writes,
             received_bytes=received,
             availability=counters.availability.copy(),

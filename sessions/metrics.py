@@ -139,9 +139,16 @@ class ProcessMetrics:
     publishes_accepted: int = 0
     publishes_rejected: dict[str, int] = field(default_factory=dict)
     segments_written: int = 0
+    #: Gauge: live sessions whose renditions are behind real time (``transcode_realtime``
+    #: open).
+    transcode_lagging: int = 0
     dropped_writes: int = 0
     #: Bytes read from publishers (live sessions' so far included), by stream name.
     received_bytes: dict[str, int] = field(default_factory=dict)
+    #: Webhook delivery attempts by result (delivered, retried, failed), and the
+    #: deliveries waiting (a gauge): the main process's dispatcher's.
+    webhook_deliveries: dict[str, int] = field(default_factory=dict)
+    webhook_pending: int = 0
     availability: Buckets = field(default_factory=lambda: Buckets(AVAILABILITY_BUCKETS))
     loop_lag: Buckets = field(default_factory=lambda: Buckets(LOOP_LAG_BUCKETS))
     store_writes: Buckets = field(default_factory=lambda: Buckets(STORE_WRITE_BUCKETS))
@@ -175,6 +182,7 @@ class ProcessMetrics:
         """These counts without the gauges (what a process that exited leaves behind)."""
         kept = ProcessMetrics.combine([self])
         kept.live_sessions = kept.connections = kept.pending_writes = 0
+        kept.transcode_lagging = kept.webhook_pending = 0
         return kept
 
     @classmethod
@@ -187,6 +195,9 @@ class ProcessMetrics:
             total.pending_writes += part.pending_writes
             total.publishes_accepted += part.publishes_accepted
             total.segments_written += part.segments_written
+            total.transcode_lagging += part.transcode_lagging
+            total.webhook_pending += part.webhook_pending
+            _add_to(total.webhook_deliveries, part.webhook_deliveries)
             total.dropped_writes += part.dropped_writes
             _add_to(total.publishes_rejected, part.publishes_rejected)
             _add_to(total.received_bytes, part.received_bytes)

@@ -201,6 +201,8 @@ class IngestServer:
         """What ``GET /metrics`` shows: this process's, and the worker processes' (as of
         their last report, with what exited workers had counted) added up."""
         own = process_metrics(self.manager, self.rtmp, self.loop_lag)
+        own.webhook_deliveries = dict(self.webhooks.results)
+        own.webhook_pending = self.webhooks.pending
         if self.pool is None:
             return own
         return ProcessMetrics.combine([own, *self.pool.metrics()])

@@ -36,6 +36,9 @@ METRIC_NAMES = (
     "rtmp_ingest_segment_availability_seconds",
     "rtmp_ingest_event_loop_lag_seconds",
     "rtmp_ingest_store_write_seconds",
+    "rtmp_ingest_transcode_lagging_sessions",
+    "rtmp_ingest_webhook_deliveries_total",
+    "rtmp_ingest_webhook_pending_deliveries",
 )
 
 
@@ -93,6 +96,25 @@ class _IngestCollector(Collector):
             "rtmp_ingest_store_dropped_writes",
             "Writes to the database dropped (failed in a way a retry cannot fix).",
             value=m.dropped_writes,
+        )
+        yield GaugeMetricFamily(
+            "rtmp_ingest_transcode_lagging_sessions",
+            "Live sessions whose renditions are behind real time (transcode_realtime open).",
+            value=m.transcode_lagging,
+        )
+        deliveries = CounterMetricFamily(
+            "rtmp_ingest_webhook_deliveries",
+            "Webhook delivery attempts by result: delivered, retried (failed, tried again"
+            " later), failed (given up).",
+            labels=["result"],
+        )
+        for result in ("delivered", "retried", "failed"):
+            deliveries.add_metric([result], m.webhook_deliveries.get(result, 0))
+        yield deliveries
+        yield GaugeMetricFamily(
+            "rtmp_ingest_webhook_pending_deliveries",
+            "Webhook deliveries waiting to be made (as of the dispatcher's last look).",
+            value=m.webhook_pending,
         )
         yield _histogram(
             "rtmp_ingest_segment_availability_seconds",

@@ -34,7 +34,7 @@ from ingest.logs import log_event
 from ingest.profiles import Profile, ProfileError, parse_profiles
 from ingest.rtmp.events import MediaReceived, MetadataReceived
 from sessions.attachments import Attachment, PublishInfo
-from sessions.health import is_open, merge_issues
+from sessions.health import TRANSCODE_REALTIME, is_open, merge_issues
 from sessions.hls import MediaTap
 from sessions.hls.master import Variant
 from sessions.playback import LIVE_PLAYLIST, SOURCE_VOD_PLAYLIST, VOD_PLAYLIST
@@ -50,7 +50,7 @@ __all__ = ["RenditionsAttachment", "RenditionsFactory"]
 logger = logging.getLogger(__name__)
 
 #: The issue open while the renditions lag behind real time.
-_LAGGING = "transcode_realtime"
+_LAGGING = TRANSCODE_REALTIME
 #: Issues that make the session unhealthy: while they lag, and once they failed.
 _OPEN_CODES = frozenset({_LAGGING, "transcode_failed"})
 

@@ -94,6 +94,8 @@ class Dispatcher:
         #: Attempts since start by result: "delivered", "retried" (failed, to be tried
         #: again), "failed" (given up).
         self.results: Counter[str] = Counter()
+        #: Deliveries waiting, as of the last look at the store (every poll).
+        self.pending = 0
 
     def start(self) -> None:
         if self._client is None:
@@ -131,6 +133,7 @@ class Dispatcher:
                 pruned_at = now
                 await self._prune()
             try:
+                self.pending = await self.store.count_pending_deliveries()
                 for webhook_id in await self.store.webhooks_with_pending():
                     task = self._endpoints.get(webhook_id)
                     if task is None or task.done():

@@ -123,6 +123,9 @@ async def test_metrics_text_is_what_the_processes_counted(tmp_path: Path) -> Non
     )
     total.loop_lag.observe(0.002)
     total.store_writes.observe(0.02)
+    total.webhook_deliveries = {"delivered": 4, "retried": 2}
+    total.webhook_pending = 3
+    total.transcode_lagging = 1
     async for client in _client(tmp_path, lambda: total, public=False):
         assert (await client.get("/metrics")).status_code == 401
         response = await client.get("/metrics", headers=AUTH)
@@ -154,6 +157,16 @@ async def test_metrics_text_is_what_the_processes_counted(tmp_path: Path) -> Non
     assert availability[inf] == 2
     below = ("rtmp_ingest_segment_availability_seconds_bucket", (("le", "0.25"),))
     assert availability[below] == 0 and 0.25 in AVAILABILITY_BUCKETS
+    hooks = families["rtmp_ingest_webhook_deliveries"]
+    assert {labels[0][1]: v for (_, labels), v in hooks.items()} == {
+        "delivered": 4,
+        "retried": 2,
+        "failed": 0,
+    }
+    pending = families["rtmp_ingest_webhook_pending_deliveries"]
+    assert pending[("rtmp_ingest_webhook_pending_deliveries", ())] == 3
+    lagging = families["rtmp_ingest_transcode_lagging_sessions"]
+    assert lagging[("rtmp_ingest_transcode_lagging_sessions", ())] == 1
     lag = families["rtmp_ingest_event_loop_lag_seconds"]
     assert lag[("rtmp_ingest_event_loop_lag_seconds_sum", ())] == pytest.approx(0.002)
 
