@@ -75,7 +75,9 @@ class LivePublish:
         #: The owner's grant (refused until it grants the stream).
         self.decision = Decision(allowed=False)
         #: What follows this publish's media beside the segmenter (:mod:`sessions.attachments`).
-        self.attachments: list[Attachment] = []
+        #: A tuple, replaced (never changed in place) when one is dropped, so the calls
+        #: per message loop over it without a copy.
+        self.attachments: tuple[Attachment, ...] = ()
         self.base_bytes = 0
         self.playback_id: str | None = None
         self.recorded = False
@@ -143,8 +145,11 @@ class LivePublish:
         packets = self.account.add(event)
         if self.output is not None:
             self.output.feed(event.message_type, event.timestamp, event.payload, now, packets)
-        if self.attachments:
-            self._attached(lambda a: a.media(event), "media")
+        for attachment in self.attachments:  # per message: no closure, no copy
+            try:
+                attachment.media(event)
+            except Exception as exc:
+                self._detach(attachment, "media", exc)
 
     def metadata(self, event: MetadataReceived) -> None:
         encoder = event.values.get("encoder")
@@ -239,14 +244,14 @@ class LivePublish:
 
     def _attached(self, call: Callable[[Attachment], object], what: str) -> None:
         """``call`` on every attachment; one that raises is logged and dropped."""
-        for attachment in list(self.attachments):
+        for attachment in self.attachments:
             try:
                 call(attachment)
             except Exception as exc:
                 self._detach(attachment, what, exc)
 
     def _detach(self, attachment: Attachment, what: str, exc: BaseException) -> None:
-        self.attachments.remove(attachment)
+        self.attachments = tuple(a for a in self.attachments if a is not attachment)
         log_event(
             logger,
             logging.ERROR,
@@ -261,7 +266,7 @@ class LivePublish:
     def opened_taps(self, record: SessionRecord, folder: Path | None) -> MediaTap | None:
         """Tell the attachments the session opened; the taps they want on its segmenter."""
         taps: list[MediaTap] = []
-        for attachment in list(self.attachments):
+        for attachment in self.attachments:
             try:
                 tap = attachment.opened(record, folder)
             except Exception as exc:
@@ -275,12 +280,12 @@ class LivePublish:
 
     async def finish_attachments(self) -> None:
         """The publish is over (its segmenter finished): end the attachments' work."""
-        for attachment in list(self.attachments):
+        for attachment in self.attachments:
             try:
                 await attachment.finish(self.record)
             except Exception as exc:
                 self._detach(attachment, "finish", exc)
-        self.attachments = []
+        self.attachments = ()
 
 
 class SessionManager:
@@ -415,7 +420,7 @@ class SessionManager:
                 )
             else:
                 if attachment is not None:
-                    live.attachments.append(attachment)
+                    live.attachments += (attachment,)
         self._publishes[attempt.connection_id] = live
         return live
 
